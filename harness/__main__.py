@@ -1,0 +1,32 @@
+"""``python -m harness [overrides]``: compose the config, run the job, write the results. No logic here."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from harness.config import register
+from harness.errors import HarnessError
+from harness.experiment import run_job
+
+register()
+log = logging.getLogger("harness")
+
+
+@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    try:
+        folders = run_job(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    log.info("wrote %s", folders[0] if len(folders) == 1 else f"{len(folders)} runs next to {folders[0]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""The top-level config schema (typos and wrong types fail when the config is composed) and its resolvers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, OmegaConf
+
+
+@dataclass
+class BudgetConfig:
+    """Limits of one search run; null = no limit of that kind (at least one must be set)."""
+
+    max_evals: int | None = None
+    max_cost_s: float | None = None
+
+
+@dataclass
+class HarnessConfig:
+    """Everything a job needs. Plug-in groups (benchmark, estimator, searcher) are free-form: their YAML files
+    name a ``_target_`` and its parameters, plus ``name`` (= the file name)."""
+
+    benchmark: Any = MISSING
+    estimator: Any = MISSING
+    searcher: Any = MISSING
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    #: "search": a searcher with an estimator under the budget; "rank": score a fixed sample, report Kendall tau.
+    task: str = "search"
+    #: run seed (the searcher's randomness; for task=rank, the estimator's)
+    seed: int = 0
+    #: run seeds seed .. seed+n_seeds-1 one after another in this process (same folders as a -m sweep over seed)
+    n_seeds: int = 1
+    #: the estimator's own seed in task=search, fixed across searcher seeds so its scores can be cached
+    estimator_seed: int = 0
+    #: task=rank: number of pairwise non-isomorphic architectures, and the seed of that sample
+    n_archs: int = 100
+    sample_seed: int = 0
+    #: torch device for live estimators: auto (CUDA when present), cpu, cuda, cuda:1, ...
+    device: str = "auto"
+    #: shared data folder; null = $HARNESS_DATA_DIR or ../shared/data next to the project
+    data_dir: str | None = None
+    #: derived caches; null = $HARNESS_CACHE_DIR or <project>/.cache
+    cache_dir: str | None = None
+    results_dir: str = "results"
+    experiment: str = "default"
+    progress: bool = True
+    max_consecutive_failures: int = 10
+
+
+def _run_name(task: str, searcher: str, estimator: str) -> str:
+    return f"{searcher}-{estimator}" if task == "search" else f"{task}-{estimator}"
+
+
+def register() -> None:
+    """Register the schema and the ``run_name`` resolver (idempotent)."""
+    ConfigStore.instance().store(name="harness_schema", node=HarnessConfig)
+    if not OmegaConf.has_resolver("run_name"):
+        OmegaConf.register_new_resolver("run_name", _run_name)

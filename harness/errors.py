@@ -1,0 +1,31 @@
+"""Typed errors. Every error a user can cause derives from :class:`HarnessError`; the CLI prints its message as one
+line and exits non-zero, without a traceback."""
+
+from __future__ import annotations
+
+
+class HarnessError(Exception):
+    """Base class of every error that is the user's input, data or configuration (not a bug)."""
+
+
+class ConfigError(HarnessError):
+    """A configuration value is invalid (unknown dataset, negative budget, ...)."""
+
+
+class DataFileError(HarnessError):
+    """A required data file is missing or malformed."""
+
+
+class ArchParseError(HarnessError, ValueError):
+    """An architecture string cannot be parsed; the message names the bad token."""
+
+
+class OutOfDomainError(HarnessError, KeyError):
+    """A benchmark was asked about an architecture or fidelity it does not contain."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class EstimatorError(HarnessError):
+    """An estimator failed on one architecture. The loop records it as a failed evaluation and goes on."""

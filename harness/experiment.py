@@ -1,0 +1,134 @@
+"""From a composed config to written runs: build the plug-ins, run each seed, write its folder.
+
+Kept apart from ``__main__`` so tests and notebooks can call :func:`run_job` on a composed config.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from harness import loop, seeding, storage
+from harness.budget import Budget
+from harness.errors import ConfigError
+from harness.interfaces import Benchmark, Estimator, EstimatorContext, Searcher
+from harness.types import RunResult
+
+TASKS = ("search", "rank")
+
+
+def build(node: DictConfig) -> tuple[str, Any]:
+    """Instantiate one plug-in config; returns (its name, the object or, with ``_partial_``, its factory)."""
+    from hydra.utils import instantiate
+
+    params = OmegaConf.to_container(node, resolve=True)
+    assert isinstance(params, dict)
+    name = params.pop("name")
+    return str(name), instantiate(params)
+
+
+def resolve_device(device: str, live: bool) -> str:
+    """``auto`` -> ``cuda`` when a GPU is present, else ``cpu``; torch is imported only for live estimators."""
+    if device != "auto":
+        return device
+    if not live:
+        return "cpu"
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("nas-harness", "numpy", "hydra-core", "torch"):
+        if pkg == "torch" and "torch" not in sys.modules:
+            continue
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def run_folder(job_dir: Path, seed: int, first_seed: int) -> Path:
+    """Where the run of ``seed`` goes: the job's folder, or its ``seed=<k>`` sibling for the other seeds."""
+    return job_dir if seed == first_seed else job_dir.parent / f"seed={seed}"
+
+
+def run_job(cfg: DictConfig, job_dir: Path) -> list[Path]:
+    """Run the task of ``cfg`` for each of its seeds and write one folder per seed; returns the folders."""
+    if cfg.task not in TASKS:
+        raise ConfigError(f"task={cfg.task!r} is not a task; valid: {', '.join(TASKS)}")
+    if cfg.n_seeds < 1 or cfg.seed < 0:
+        raise ConfigError(f"seed must be >= 0 and n_seeds >= 1, got seed={cfg.seed}, n_seeds={cfg.n_seeds}")
+    benchmark_name, benchmark = build(cfg.benchmark)
+    benchmark.load()
+    budget = Budget(cfg.budget.max_evals, cfg.budget.max_cost_s) if cfg.task == "search" else None
+    seeds = range(cfg.seed, cfg.seed + cfg.n_seeds)
+    folders = []
+    bar = loop._progress(len(seeds), "run", cfg.progress and len(seeds) > 1)
+    with bar:
+        for seed in seeds:
+            estimator_name, estimator = build(cfg.estimator)
+            device = resolve_device(cfg.device, estimator.tags.live)
+            estimator_seed = seed if cfg.task == "rank" else cfg.estimator_seed
+            context = EstimatorContext(
+                space=benchmark.space,
+                benchmark=benchmark_name,
+                dataset=benchmark.dataset,
+                query=benchmark.query,
+                rng=seeding.rng(estimator_seed, "estimator"),
+                device=device,
+                data_dir=cfg.data_dir,
+                cache_dir=cfg.cache_dir,
+            )
+            progress = cfg.progress and len(seeds) == 1
+            started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+            if cfg.task == "search":
+                searcher_name, make_searcher = build(cfg.searcher)
+                searcher = make_searcher(benchmark.space, seeding.rng(seed, "searcher"))
+                assert budget is not None
+                result = loop.search(
+                    benchmark, estimator, searcher, budget, context,
+                    progress=progress, max_consecutive_failures=cfg.max_consecutive_failures,
+                )
+            else:
+                searcher_name = None
+                archs, draws = loop.sample_distinct(
+                    benchmark.space, cfg.n_archs, seeding.rng(cfg.sample_seed, "rank-sample")
+                )
+                result = loop.rank(
+                    benchmark, estimator, archs, context, ci_rng=seeding.rng(seed, "bootstrap"),
+                    progress=progress, max_consecutive_failures=cfg.max_consecutive_failures,
+                )
+                result.summary["n_draws"] = draws
+            summary = {
+                "task": cfg.task,
+                "experiment": cfg.experiment,
+                "benchmark": benchmark_name,
+                "dataset": benchmark.dataset,
+                "searcher": searcher_name,
+                "estimator": estimator_name,
+                "seed": seed,
+                "estimator_seed": estimator_seed,
+                "budget": OmegaConf.to_container(cfg.budget) if budget else None,
+                **result.summary,
+                "started_utc": started,
+                "versions": _versions(),
+                "config": {**OmegaConf.to_container(cfg, resolve=True), "seed": seed, "n_seeds": 1},  # type: ignore[dict-item]
+            }
+            folders.append(storage.write_run(run_folder(job_dir, seed, cfg.seed), RunResult(result.records, summary)))
+            bar.update(1)
+    return folders
+
+
+SearcherFactory = Callable[..., Searcher]
+__all__ = ["Benchmark", "Estimator", "SearcherFactory", "build", "run_job"]

@@ -1,0 +1,234 @@
+"""The four plug-in kinds: SearchSpace, Benchmark, Estimator, Searcher.
+
+* A **search space** owns the architecture representation; nothing else branches on a space's name.
+* A **benchmark** is ground truth. ``query`` reveals validation numbers; ``test_accuracy`` is called only by the
+  loop and the tasks, for the report, never by a plug-in.
+* An **estimator** scores architectures (higher = predicted better) and says what each score cost.
+* A **searcher** only asks and is told; the loop calls benchmarks and estimators on its behalf.
+"""
+
+from __future__ import annotations
+
+import abc
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from harness.errors import ConfigError
+from harness.types import Arch, Estimate, Observation
+
+
+class SearchSpace(abc.ABC):
+    """A product of categorical decisions: an architecture picks ``arch.ops[i]`` in ``range(choices[i])``.
+
+    Subclasses give the decisions meaning: ``parse``/``format`` of architecture strings and ``iso_key``.
+    Every method here is free (no cost is charged).
+    """
+
+    name: str
+    choices: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        """Number of architectures in the space."""
+        return int(np.prod(self.choices, dtype=np.int64))
+
+    def sample(self, rng: np.random.Generator) -> Arch:
+        """A uniformly random architecture."""
+        return Arch(tuple(rng.integers(0, self.choices).tolist()))
+
+    def mutate(self, arch: Arch, rng: np.random.Generator) -> Arch:
+        """``arch`` with exactly one decision changed to a different, uniformly chosen option."""
+        ops = list(arch.ops)
+        i = int(rng.integers(len(ops)))
+        new = int(rng.integers(self.choices[i] - 1))
+        ops[i] = new + (new >= ops[i])
+        return Arch(tuple(ops))
+
+    def encode(self, arch: Arch) -> np.ndarray:
+        """One-hot float32 vector of length ``sum(choices)`` (decision-major), for learners."""
+        out = np.zeros(sum(self.choices), dtype=np.float32)
+        out[self._offsets + np.asarray(arch.ops)] = 1.0
+        return out
+
+    @property
+    def _offsets(self) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum(self.choices)[:-1]])
+
+    def is_valid(self, arch: Arch) -> bool:
+        """True when ``arch`` has one in-range choice per decision."""
+        return len(arch.ops) == len(self.choices) and all(
+            isinstance(o, int) and 0 <= o < c for o, c in zip(arch.ops, self.choices, strict=True)
+        )
+
+    def enumerate(self) -> Iterator[Arch]:
+        """Every architecture, in index order (the last decision varies fastest)."""
+        for ops in itertools.product(*(range(c) for c in self.choices)):
+            yield Arch(ops)
+
+    def index(self, arch: Arch) -> int:
+        """Position of ``arch`` in :meth:`enumerate` order."""
+        return int(np.ravel_multi_index(arch.ops, self.choices))
+
+    @abc.abstractmethod
+    def parse(self, text: str) -> Arch:
+        """The architecture a string names; raises :class:`~harness.errors.ArchParseError` naming the bad token."""
+
+    @abc.abstractmethod
+    def format(self, arch: Arch) -> str:
+        """The canonical string of ``arch`` (inverse of :meth:`parse`)."""
+
+    def iso_key(self, arch: Arch) -> str:
+        """An id shared exactly by architectures that compute the same function; by default the string itself."""
+        return self.format(arch)
+
+
+@runtime_checkable
+class Benchmark(Protocol):
+    """Ground truth for one (benchmark, dataset).
+
+    Attributes:
+        name: CLI name (``nb201``, ``nbmacro``).
+        dataset: the dataset the table is for.
+        space: the search space the table covers.
+        has_train_cost: whether ``query`` returns recorded training seconds.
+        fidelities: the training schedules ``query`` accepts; the first is the full one.
+    """
+
+    name: str
+    dataset: str
+    space: SearchSpace
+    has_train_cost: bool
+    fidelities: tuple[str, ...]
+
+    def load(self) -> Benchmark:
+        """Validate the configuration and load the table (idempotent); returns ``self``."""
+        ...
+
+    def query(self, arch: Arch, *, fidelity: str | None = None) -> Observation:
+        """Validation accuracy and recorded training cost at ``fidelity`` (default: the full schedule). Free."""
+        ...
+
+    def test_accuracy(self, arch: Arch) -> float:
+        """Test accuracy (%) of the full schedule. Only the loop and the tasks call this, for the report."""
+        ...
+
+
+@dataclass(frozen=True)
+class EstimatorContext:
+    """What an estimator may know about the problem at ``fit`` time. No test accuracy is reachable from here.
+
+    Attributes:
+        space: the search space.
+        benchmark: CLI name of the benchmark.
+        dataset: dataset name.
+        query: validation look-up of the benchmark table (``Benchmark.query``).
+        rng: the estimator's own generator (seeded by ``estimator_seed``, independent of the searcher's).
+        device: torch device string for live estimators (``cpu``, ``cuda``).
+        data_dir: shared data folder (``None`` = default).
+        cache_dir: derived-cache folder (``None`` = default).
+    """
+
+    space: SearchSpace
+    benchmark: str
+    dataset: str
+    query: Callable[..., Observation]
+    rng: np.random.Generator
+    device: str = "cpu"
+    data_dir: str | None = None
+    cache_dir: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EstimatorTags:
+    """Facts the loop and the tests need about an estimator.
+
+    Attributes:
+        live: computes something (charges measured wall seconds) rather than reading a table (recorded seconds).
+        deterministic: the same (arch, seed) always gives the same score.
+        needs_gpu: impractically slow without CUDA.
+    """
+
+    live: bool
+    deterministic: bool = True
+    needs_gpu: bool = False
+
+
+class Estimator(abc.ABC):
+    """Scores architectures. ``__init__`` stores parameters only; ``fit`` does one-time work."""
+
+    tags: EstimatorTags = EstimatorTags(live=True)
+
+    def fit(self, context: EstimatorContext) -> float:
+        """Prepare for ``estimate`` (load data, train a supernet, ...); return the seconds to charge for it."""
+        self.context = context
+        return 0.0
+
+    @abc.abstractmethod
+    def estimate(self, arch: Arch) -> Estimate:
+        """Score one architecture; raise :class:`~harness.errors.EstimatorError` when it cannot."""
+
+
+class Searcher(abc.ABC):
+    """Ask/tell search strategy. Subclasses implement :meth:`propose` and :meth:`tell`.
+
+    Args:
+        space: the search space.
+        rng: the searcher's own generator.
+        unique: never ask the same architecture twice (``ask`` returns ``None`` once the space is exhausted).
+    """
+
+    #: proposals tried before falling back to uniform sampling of unseen architectures (``unique=True``)
+    max_retries = 100
+
+    def __init__(self, space: SearchSpace, rng: np.random.Generator, *, unique: bool = False) -> None:
+        self.space = space
+        self.rng = rng
+        self.unique = unique
+        self._asked: set[Arch] = set()
+
+    def ask(self) -> Arch | None:
+        """The next architecture to evaluate, or ``None`` when there is none left."""
+        if not self.unique:
+            return self.propose()
+        if len(self._asked) >= self.space.size:
+            return None
+        arch = self.propose()
+        for _ in range(self.max_retries):
+            if arch is None or arch not in self._asked:
+                break
+            arch = self.propose()
+        else:
+            arch = self._unseen_uniform()
+        if arch is not None:
+            self._asked.add(arch)
+        return arch
+
+    def _unseen_uniform(self) -> Arch:
+        for _ in range(10 * self.max_retries):
+            arch = self.space.sample(self.rng)
+            if arch not in self._asked:
+                return arch
+        unseen = [a for a in self.space.enumerate() if a not in self._asked]
+        return unseen[int(self.rng.integers(len(unseen)))]
+
+    @abc.abstractmethod
+    def propose(self) -> Arch | None:
+        """The searcher's own next candidate (may repeat one already asked)."""
+
+    @abc.abstractmethod
+    def tell(self, arch: Arch, score: float) -> None:
+        """Report the score of an asked architecture. Failed evaluations are not told."""
+
+    def recommend(self) -> Arch | None:
+        """The final answer if the searcher has its own; ``None`` = the best-scored evaluated architecture."""
+        return None
+
+
+def check_positive(name: str, value: float) -> None:
+    """Raise :class:`ConfigError` unless ``value > 0`` (for searcher and estimator hyper-parameters)."""
+    if not value > 0:
+        raise ConfigError(f"{name} must be > 0, got {value}")

@@ -1,0 +1,7 @@
+"""Search spaces: each one a product of categorical decisions with its own string format."""
+
+from harness.spaces.nb201 import NB201Space
+from harness.spaces.nbmacro import MacroSpace
+from harness.spaces.toy import ToySpace
+
+__all__ = ["MacroSpace", "NB201Space", "ToySpace"]

@@ -1,0 +1,79 @@
+"""Flat files for results: ``records.csv`` (one row per evaluation) and ``summary.json`` per run. No pickles.
+
+A run folder is complete when its ``summary.json`` exists: it is written last, atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from harness.types import RECORD_COLUMNS, RunResult
+
+RECORDS = "records.csv"
+SUMMARY = "summary.json"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", newline="") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_run(folder: str | os.PathLike[str], result: RunResult) -> Path:
+    """Write ``records.csv`` then ``summary.json`` into ``folder`` (created); returns the folder."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / RECORDS, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(RECORD_COLUMNS)
+        writer.writerows(
+            (r.step, r.arch, repr(r.score), repr(r.cost_s), repr(r.clock_s), f"{r.wall_s:.3f}", r.device, r.status,
+             r.reason)
+            for r in result.records
+        )
+    _atomic_write(out / SUMMARY, json.dumps(_json_safe(result.summary), indent=2, sort_keys=True) + "\n")
+    return out
+
+
+def read_summary(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``summary.json`` of a run folder."""
+    with open(Path(folder) / SUMMARY) as fh:
+        data: dict[str, Any] = json.load(fh)
+    return data
+
+
+def read_records(folder: str | os.PathLike[str]) -> Any:
+    """The ``records.csv`` of a run folder as a pandas DataFrame."""
+    import pandas as pd
+
+    return pd.read_csv(Path(folder) / RECORDS, keep_default_na=False, na_values=["nan"])
+
+
+def is_complete(folder: str | os.PathLike[str]) -> bool:
+    """True when the run in ``folder`` finished (its ``summary.json`` exists)."""
+    return (Path(folder) / SUMMARY).is_file()
+
+
+def find_runs(root: str | os.PathLike[str]) -> Iterator[Path]:
+    """Every complete run folder under ``root`` (recursively), in sorted order."""
+    for path in sorted(Path(root).rglob(SUMMARY)):
+        yield path.parent

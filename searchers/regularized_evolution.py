@@ -1,0 +1,56 @@
+"""Regularized (aging) evolution, Real et al. 2019, "Regularized Evolution for Image Classifier Architecture
+Search", Algorithm 1; defaults of the NAS-Bench-201 baselines (population 10, tournament sample 3)."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from harness.errors import ConfigError
+from harness.interfaces import SearchSpace, Searcher
+from harness.types import Arch
+
+
+class RegularizedEvolution(Searcher):
+    """Aging evolution: fill a population with random architectures, then repeatedly mutate the best of a random
+    tournament and let the oldest member die.
+
+    Args:
+        space: the search space.
+        rng: the searcher's generator.
+        population_size: members kept alive.
+        sample_size: tournament size, drawn with replacement from the population.
+        unique: never ask an architecture twice.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        rng: np.random.Generator,
+        *,
+        population_size: int = 10,
+        sample_size: int = 3,
+        unique: bool = False,
+    ) -> None:
+        super().__init__(space, rng, unique=unique)
+        if population_size < 1 or not 1 <= sample_size:
+            raise ConfigError(
+                f"regularized evolution needs population_size >= 1 and sample_size >= 1, "
+                f"got {population_size} and {sample_size}"
+            )
+        self.population_size = population_size
+        self.sample_size = sample_size
+        self._population: deque[tuple[Arch, float]] = deque()
+
+    def propose(self) -> Arch:
+        if len(self._population) < self.population_size:
+            return self.space.sample(self.rng)
+        picks = self.rng.integers(len(self._population), size=self.sample_size)
+        parent = max((self._population[int(i)] for i in picks), key=lambda member: member[1])[0]
+        return self.space.mutate(parent, self.rng)
+
+    def tell(self, arch: Arch, score: float) -> None:
+        self._population.append((arch, score))
+        if len(self._population) > self.population_size:
+            self._population.popleft()
