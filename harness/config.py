@@ -37,6 +37,8 @@ class HarnessConfig:
     #: task=rank: number of pairwise non-isomorphic architectures, and the seed of that sample
     n_archs: int = 100
     sample_seed: int = 0
+    #: task=rank: score exactly these architecture strings instead of a random sample
+    archs: list[str] | None = None
     #: torch device for live estimators: auto (CUDA when present), cpu, cuda, cuda:1, ...
     device: str = "auto"
     #: shared data folder; null = $HARNESS_DATA_DIR or ../shared/data next to the project
@@ -44,7 +46,8 @@ class HarnessConfig:
     #: derived caches; null = $HARNESS_CACHE_DIR or <project>/.cache
     cache_dir: str | None = None
     results_dir: str = "results"
-    experiment: str = "default"
+    #: results go to results_dir/experiment_name/...; set by +experiment=NAME files, or directly
+    experiment_name: str = "default"
     progress: bool = True
     max_consecutive_failures: int = 10
 

@@ -6,6 +6,7 @@ Kept apart from ``__main__`` so tests and notebooks can call :func:`run_job` on 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import platform
 import sys
 from collections.abc import Callable
@@ -17,20 +18,23 @@ from omegaconf import DictConfig, OmegaConf
 from harness import loop, seeding, storage
 from harness.budget import Budget
 from harness.errors import ConfigError
-from harness.interfaces import Benchmark, Estimator, EstimatorContext, Searcher
+from harness.interfaces import EstimatorContext
 from harness.types import RunResult
 
 TASKS = ("search", "rank")
 
 
-def build(node: DictConfig) -> tuple[str, Any]:
-    """Instantiate one plug-in config; returns (its name, the object or, with ``_partial_``, its factory)."""
+def build(node: DictConfig) -> tuple[str, Callable[..., Any]]:
+    """Instantiate one plug-in config as a factory (``_partial_``): returns (its ``name``, the factory).
+
+    The factory takes what only the run knows (a searcher's space and rng) and gives a fresh object per call.
+    """
     from hydra.utils import instantiate
 
     params = OmegaConf.to_container(node, resolve=True)
     assert isinstance(params, dict)
     name = params.pop("name")
-    return str(name), instantiate(params)
+    return str(name), instantiate({**params, "_partial_": True})
 
 
 def resolve_device(device: str, live: bool) -> str:
@@ -44,6 +48,7 @@ def resolve_device(device: str, live: bool) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+@functools.cache
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -69,15 +74,23 @@ def run_job(cfg: DictConfig, job_dir: Path) -> list[Path]:
         raise ConfigError(f"task={cfg.task!r} is not a task; valid: {', '.join(TASKS)}")
     if cfg.n_seeds < 1 or cfg.seed < 0:
         raise ConfigError(f"seed must be >= 0 and n_seeds >= 1, got seed={cfg.seed}, n_seeds={cfg.n_seeds}")
-    benchmark_name, benchmark = build(cfg.benchmark)
-    benchmark.load()
+    benchmark_name, make_benchmark = build(cfg.benchmark)
+    benchmark = make_benchmark().load()
+    estimator_name, make_estimator = build(cfg.estimator)
+    searcher_name, make_searcher = build(cfg.searcher) if cfg.task == "search" else (None, None)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(config, dict)
     budget = Budget(cfg.budget.max_evals, cfg.budget.max_cost_s) if cfg.task == "search" else None
+    if cfg.task == "rank" and cfg.archs:
+        archs, draws = [benchmark.space.parse(text) for text in cfg.archs], len(cfg.archs)
+    elif cfg.task == "rank":
+        archs, draws = loop.sample_distinct(benchmark.space, cfg.n_archs, seeding.rng(cfg.sample_seed, "rank-sample"))
     seeds = range(cfg.seed, cfg.seed + cfg.n_seeds)
     folders = []
     bar = loop._progress(len(seeds), "run", cfg.progress and len(seeds) > 1)
     with bar:
         for seed in seeds:
-            estimator_name, estimator = build(cfg.estimator)
+            estimator = make_estimator()
             device = resolve_device(cfg.device, estimator.tags.live)
             estimator_seed = seed if cfg.task == "rank" else cfg.estimator_seed
             context = EstimatorContext(
@@ -93,18 +106,13 @@ def run_job(cfg: DictConfig, job_dir: Path) -> list[Path]:
             progress = cfg.progress and len(seeds) == 1
             started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
             if cfg.task == "search":
-                searcher_name, make_searcher = build(cfg.searcher)
+                assert make_searcher is not None and budget is not None
                 searcher = make_searcher(benchmark.space, seeding.rng(seed, "searcher"))
-                assert budget is not None
                 result = loop.search(
                     benchmark, estimator, searcher, budget, context,
                     progress=progress, max_consecutive_failures=cfg.max_consecutive_failures,
                 )
             else:
-                searcher_name = None
-                archs, draws = loop.sample_distinct(
-                    benchmark.space, cfg.n_archs, seeding.rng(cfg.sample_seed, "rank-sample")
-                )
                 result = loop.rank(
                     benchmark, estimator, archs, context, ci_rng=seeding.rng(seed, "bootstrap"),
                     progress=progress, max_consecutive_failures=cfg.max_consecutive_failures,
@@ -112,23 +120,20 @@ def run_job(cfg: DictConfig, job_dir: Path) -> list[Path]:
                 result.summary["n_draws"] = draws
             summary = {
                 "task": cfg.task,
-                "experiment": cfg.experiment,
+                "experiment": cfg.experiment_name,
                 "benchmark": benchmark_name,
                 "dataset": benchmark.dataset,
                 "searcher": searcher_name,
                 "estimator": estimator_name,
                 "seed": seed,
                 "estimator_seed": estimator_seed,
-                "budget": OmegaConf.to_container(cfg.budget) if budget else None,
+                "budget": config["budget"] if budget else None,
                 **result.summary,
                 "started_utc": started,
                 "versions": _versions(),
-                "config": {**OmegaConf.to_container(cfg, resolve=True), "seed": seed, "n_seeds": 1},  # type: ignore[dict-item]
+                "config": {**config, "seed": seed, "n_seeds": 1},
             }
             folders.append(storage.write_run(run_folder(job_dir, seed, cfg.seed), RunResult(result.records, summary)))
             bar.update(1)
     return folders
 
-
-SearcherFactory = Callable[..., Searcher]
-__all__ = ["Benchmark", "Estimator", "SearcherFactory", "build", "run_job"]

@@ -10,7 +10,9 @@
 from __future__ import annotations
 
 import abc
+import functools
 import itertools
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -31,10 +33,10 @@ class SearchSpace(abc.ABC):
     name: str
     choices: tuple[int, ...]
 
-    @property
+    @functools.cached_property
     def size(self) -> int:
         """Number of architectures in the space."""
-        return int(np.prod(self.choices, dtype=np.int64))
+        return math.prod(self.choices)
 
     def sample(self, rng: np.random.Generator) -> Arch:
         """A uniformly random architecture."""

@@ -1,0 +1,37 @@
+# Two commands on a fresh machine:  `make run`  (set up + main job)  and  `make test`  (set up + tests).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+ARGS   ?=
+
+.PHONY: setup run test test-all bench lint clean
+
+setup: $(STAMP)
+
+# torch is installed first and pinned: the local CPU wheel 2.13.0 satisfies pyproject's range, so pip never
+# pulls a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m harness $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -m "not bench and not gpu"
+
+bench: $(STAMP)
+	$(PY) -m pytest tests/bench -m bench --benchmark-enable --benchmark-columns=min,median,max,rounds -p no:randomly
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf $(VENV) .cache

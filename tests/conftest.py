@@ -1,0 +1,101 @@
+"""Shared fixtures: a toy benchmark that tests can enumerate, the composed Hydra config, data locations."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+from harness import paths
+from harness.config import register
+from harness.errors import OutOfDomainError
+from harness.interfaces import EstimatorContext
+from harness.spaces.toy import ToySpace
+from harness.types import Arch, Observation
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+
+class ToyBenchmark:
+    """A deterministic 64-row table over :class:`ToySpace`: validation = 50 + 10 * sum(ops) (0..140 -> %),
+    test = validation + a fixed per-architecture offset, cost = 10 + index % 7 seconds."""
+
+    name = "toy"
+    dataset = "toy"
+    space = ToySpace()
+    has_train_cost = True
+    fidelities = ("full",)
+
+    def __init__(self) -> None:
+        noise = np.random.default_rng(0).normal(0, 2, self.space.size)
+        self._valid = {a.ops: 50.0 + 5 * sum(a.ops) for a in self.space.enumerate()}
+        self._test = {a.ops: self._valid[a.ops] + noise[i] for i, a in enumerate(self.space.enumerate())}
+        self._cost = {a.ops: 10.0 + i % 7 for i, a in enumerate(self.space.enumerate())}
+
+    def load(self) -> ToyBenchmark:
+        return self
+
+    def query(self, arch: Arch, *, fidelity: str | None = None) -> Observation:
+        if arch.ops not in self._valid or fidelity not in (None, "full"):
+            raise OutOfDomainError(f"not in the toy table: {arch} {fidelity}")
+        return Observation(self._valid[arch.ops], self._cost[arch.ops], "full")
+
+    def test_accuracy(self, arch: Arch) -> float:
+        return self._test[arch.ops]
+
+
+@pytest.fixture
+def toy() -> ToyBenchmark:
+    return ToyBenchmark()
+
+
+def toy_context(bench: ToyBenchmark, seed: int = 0) -> EstimatorContext:
+    return EstimatorContext(
+        space=bench.space, benchmark="toy", dataset="toy", query=bench.query, rng=np.random.default_rng(seed)
+    )
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return paths.data_dir()
+
+
+@pytest.fixture(scope="session")
+def nb201_csv(data_dir: Path) -> Path:
+    path = data_dir / "nb201" / "nb201.csv"
+    if not path.is_file():
+        pytest.skip(f"NB201 table not found at {path} (set HARNESS_DATA_DIR)")
+    return path
+
+
+def compose_cfg(overrides: list[str], tmp_path: Path) -> DictConfig:
+    """The real config, composed with ``overrides``, writing results under ``tmp_path``, no progress bars."""
+    register()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides, return_hydra_config=False)
+    with open_dict(cfg):
+        cfg.results_dir = str(tmp_path / "results")
+        cfg.progress = False
+    return cfg
+
+
+def plugin_names(group: str) -> list[str]:
+    """Every plug-in of a config group, from the file names in ``conf/<group>/``."""
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.fixture
+def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(cache))
+    yield cache
+
+
+def finite(x: float) -> bool:
+    return isinstance(x, float) and math.isfinite(x)

@@ -1,0 +1,120 @@
+"""The command line end to end, in fresh processes: outputs, reproducibility, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import storage
+from harness.aggregate import aggregate
+from harness.experiment import run_job
+from tests.conftest import ROOT, compose_cfg
+
+FAST = ["budget.max_cost_s=3000", "progress=false"]
+
+
+def cli(*args: str, tmp_path: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *sorted(args, key=lambda a: not a.startswith("-")),
+         f"results_dir={tmp_path / 'results'}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})},
+    )
+
+
+def run_dir(tmp_path: Path, searcher: str = "rea", estimator: str = "train12", seed: int = 0) -> Path:
+    return tmp_path / "results" / "default" / "nb201-cifar10" / f"{searcher}-{estimator}" / f"seed={seed}"
+
+
+def test_search_writes_records_and_summary(tmp_path, nb201_csv):
+    proc = cli(*FAST, tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    folder = run_dir(tmp_path)
+    records = storage.read_records(folder)
+    summary = storage.read_summary(folder)
+    assert list(records.columns) == ["step", "arch", "score", "cost_s", "clock_s", "wall_s", "device", "status",
+                                     "reason"]
+    assert len(records) == summary["n_evals"] > 10
+    assert (records["status"] == "ok").all() and (records["device"] == "table").all()
+    assert records["clock_s"].iloc[-2] < 3000 <= records["clock_s"].iloc[-1]
+    best = records.loc[records["score"].idxmax()]
+    assert summary["incumbent"] == best["arch"]
+    assert summary["incumbent_score"] == best["score"]
+    assert 80 < summary["incumbent_test_acc"] < 95
+    for key in ("incumbent_valid_acc", "total_cost_s", "wall_s", "device", "versions", "seed", "config", "cost_unit"):
+        assert key in summary
+    assert summary["cost_unit"] == "recorded benchmark training seconds"
+    assert summary["config"]["searcher"]["population_size"] == 10
+
+
+def test_same_seed_same_records_other_seed_differs_fresh_process_reproduces(tmp_path, nb201_csv):
+    def records(seed: int, where: Path) -> bytes:
+        cfg = compose_cfg(["searcher=rl", f"seed={seed}", *FAST], where)
+        [folder] = run_job(cfg, where / f"job{seed}")
+        return (folder / "records.csv").read_bytes()
+
+    first = records(1, tmp_path / "a")
+    assert first == records(1, tmp_path / "b")
+    assert first != records(2, tmp_path / "c")
+    proc = cli("searcher=rl", "seed=1", *FAST, tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (run_dir(tmp_path, "rl", seed=1) / "records.csv").read_bytes() == first
+
+
+def test_n_seeds_in_one_process_equals_a_multirun_over_seeds(tmp_path, nb201_csv):
+    multi = cli("-m", "searcher=rs", "seed=0,1,2", *FAST, tmp_path=tmp_path / "m")
+    assert multi.returncode == 0, multi.stderr
+    single = cli("searcher=rs", "n_seeds=3", *FAST, tmp_path=tmp_path / "s")
+    assert single.returncode == 0, single.stderr
+    for seed in range(3):
+        a = run_dir(tmp_path / "m", "rs", seed=seed) / "records.csv"
+        b = run_dir(tmp_path / "s", "rs", seed=seed) / "records.csv"
+        assert a.read_bytes() == b.read_bytes()
+    rows = aggregate(tmp_path / "s" / "results")
+    assert len(rows) == 1 and rows[0]["n"] == 3
+    tests = [storage.read_summary(run_dir(tmp_path / "s", "rs", seed=k))["incumbent_test_acc"] for k in range(3)]
+    assert rows[0]["mean"] == pytest.approx(sum(tests) / 3)
+
+
+def test_rank_task_on_given_and_sampled_architectures(tmp_path, nb201_csv):
+    proc = cli("task=rank", "estimator=train12", "n_archs=60", "progress=false", tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    folder = tmp_path / "results" / "default" / "nb201-cifar10" / "rank-train12" / "seed=0"
+    s = storage.read_summary(folder)
+    assert s["n_archs"] == s["n_unique"] == s["n_scored"] == 60
+    assert 0.4 < s["kendall_tau_test"] < 0.95 and s["kendall_tau_test_ci95"][0] < s["kendall_tau_test"]
+    assert s["total_cost_s"] > 0 and s["searcher"] is None
+    best = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    proc = cli("task=rank", f"archs=['{best}','{best}']", "progress=false", tmp_path=tmp_path / "g")
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads(next((tmp_path / "g").rglob("summary.json")).read_text())
+    assert s["n_archs"] == 2 and s["n_unique"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (["searcher=foo"], {}, ["Could not find 'searcher/foo'", "rea", "rl", "rs"]),
+        (["estimator=foo"], {}, ["Could not find 'estimator/foo'", "full_train", "train12"]),
+        (["benchmark=foo"], {}, ["Could not find 'benchmark/foo'", "nb201", "nbmacro"]),
+        (["benchmark.dataset=cifar11"], {}, ["error: benchmark.dataset='cifar11'", "cifar10, cifar100"]),
+        (["budget.max_cost_s=-5"], {}, ["error: budget.max_cost_s must be a positive number"]),
+        (["task=rank", "archs=['|conv9~0|+|none~0|none~1|+|none~0|none~1|none~2|']"], {},
+         ["error: NB201 architecture", "unknown operation 'conv9'"]),
+        ([], {"HARNESS_DATA_DIR": "/nonexistent"}, ["error: missing data file /nonexistent/nb201/nb201.csv"]),
+        (["benchmark=nbmacro"], {}, ["error: nbmacro records no training time", "budget.max_evals"]),
+        (["task=serch"], {}, ["error: task='serch' is not a task; valid: search, rank"]),
+    ],
+)
+def test_bad_input_is_one_clear_line(tmp_path, args, env, expected, nb201_csv):
+    proc = cli(*args, "progress=false", tmp_path=tmp_path, env=env)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    for text in expected:
+        assert text in proc.stderr
+    if "error:" in expected[0]:
+        assert len([line for line in proc.stderr.splitlines() if line.strip()]) == 1

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from estimators.table import TableEstimator
+from harness import loop
+from harness.budget import Budget
+from harness.errors import ConfigError, EstimatorError
+from harness.interfaces import Estimator, EstimatorTags
+from harness.types import Arch, Estimate
+from searchers.random_search import RandomSearch
+from tests.conftest import ToyBenchmark, toy_context
+
+
+class Flaky(Estimator):
+    """Fails on architectures whose first op is 0 (raises) or 1 (returns NaN); else sum of ops."""
+
+    tags = EstimatorTags(live=True)
+
+    def estimate(self, arch: Arch) -> Estimate:
+        if arch.ops[0] == 0:
+            raise EstimatorError("diverged")
+        return Estimate(math.nan if arch.ops[0] == 1 else float(sum(arch.ops)), 0.5, "cpu")
+
+
+class Broken(Estimator):
+    tags = EstimatorTags(live=True)
+
+    def estimate(self, arch: Arch) -> Estimate:
+        raise RuntimeError("CUDA out of memory")
+
+
+def test_failures_are_recorded_and_the_search_goes_on(toy):
+    result = loop.search(toy, Flaky(), RandomSearch(toy.space, np.random.default_rng(0)), Budget(max_evals=60),
+                         toy_context(toy))
+    records = result.records
+    assert len(records) == 60
+    failed = [r for r in records if r.status == "failed"]
+    assert failed and all(math.isnan(r.score) for r in failed)
+    assert {r.reason.split(":")[0] for r in failed} == {"EstimatorError", "non-finite score nan"}
+    assert all(r.cost_s == 0.5 for r in records if r.status == "ok")
+    assert result.summary["n_failed"] == len(failed)
+    best = max((r for r in records if r.status == "ok"), key=lambda r: r.score)
+    assert result.summary["incumbent"] == best.arch
+
+
+def test_a_run_of_failures_aborts_with_the_reason(toy):
+    with pytest.raises(loop.RunAborted, match="10 evaluations in a row failed.*CUDA out of memory"):
+        loop.search(toy, Broken(), RandomSearch(toy.space, np.random.default_rng(0)), Budget(max_evals=50),
+                    toy_context(toy))
+
+
+def test_clock_and_records_agree(toy):
+    result = loop.search(toy, TableEstimator(), RandomSearch(toy.space, np.random.default_rng(1)),
+                         Budget(max_cost_s=300.0), toy_context(toy))
+    costs = np.array([r.cost_s for r in result.records])
+    assert np.allclose(np.cumsum(costs), [r.clock_s for r in result.records])
+    assert result.summary["total_cost_s"] == pytest.approx(costs.sum())
+    assert [r.step for r in result.records] == list(range(len(costs)))
+    assert result.summary["incumbent_test_acc"] == toy.test_accuracy(toy.space.parse(result.summary["incumbent"]))
+
+
+def test_searcher_recommendation_wins_over_best_seen(toy):
+    class Recommends(RandomSearch):
+        def recommend(self) -> Arch:
+            return Arch((3, 3, 3))
+
+    result = loop.search(toy, TableEstimator(), Recommends(toy.space, np.random.default_rng(0)),
+                         Budget(max_evals=3), toy_context(toy))
+    assert result.summary["incumbent"] == "ddd"
+    assert result.summary["incumbent_valid_acc"] == toy.query(Arch((3, 3, 3))).valid_acc
+
+
+def test_cost_budget_needs_recorded_costs(toy):
+    toy.has_train_cost = False
+    with pytest.raises(ConfigError, match="records no training time.*budget.max_evals"):
+        loop.search(toy, TableEstimator(), RandomSearch(toy.space, np.random.default_rng(0)),
+                    Budget(max_cost_s=10.0), toy_context(toy))
+
+
+def test_rank_reports_correlations_on_distinct_architectures(toy):
+    archs, draws = loop.sample_distinct(toy.space, 40, np.random.default_rng(0))
+    assert len(set(archs)) == 40 and draws >= 40
+    result = loop.rank(toy, TableEstimator(), archs, toy_context(toy), ci_rng=np.random.default_rng(0))
+    s = result.summary
+    assert s["n_archs"] == s["n_unique"] == s["n_scored"] == 40
+    assert s["kendall_tau_valid"] == pytest.approx(1.0)  # the table estimator *is* the validation accuracy
+    lo, hi = s["kendall_tau_test_ci95"]
+    assert 0.5 < lo <= s["kendall_tau_test"] <= hi <= 1.0
+    assert s["total_cost_s"] == pytest.approx(sum(toy.query(a).train_cost_s for a in archs))
+
+
+def test_sample_distinct_refuses_the_impossible(toy):
+    with pytest.raises(ConfigError, match="ask for fewer"):
+        loop.sample_distinct(toy.space, 65, np.random.default_rng(0))

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness import metrics
+
+
+def test_kendall_tau_by_hand():
+    # pairs of (1,2,3) vs (1,3,2): 2 concordant, 1 discordant -> (2 - 1) / 3
+    assert metrics.kendall_tau([1, 2, 3], [1, 3, 2]) == pytest.approx(1 / 3)
+    assert metrics.kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1)
+    assert np.isnan(metrics.kendall_tau([1, 1, 1], [1, 2, 3]))
+
+
+def test_spearman_by_hand():
+    # ranks (1,2,3,4) vs (2,1,4,3): d^2 sum = 4 -> 1 - 6*4 / (4*15) = 0.6
+    assert metrics.spearman_rho([10, 20, 30, 40], [2, 1, 4, 3]) == pytest.approx(0.6)
+
+
+def test_top_k_precision_by_hand():
+    scores = [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]
+    truth = [0, 8, 7, 6, 5, 4, 3, 2, 1, 9]
+    assert metrics.top_k_precision(scores, truth, 0.2) == 0.5  # top-2 {0,1} vs {9,1}
+    assert metrics.top_k_precision(scores, scores, 0.1) == 1.0
+    assert metrics.top_k_precision(scores, truth, 0.01) == 0.0  # at least one: {0} vs {9}
+
+
+def test_bootstrap_ci_brackets_the_estimate():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=200)
+    y = x + rng.normal(size=200)
+    tau = metrics.kendall_tau(x, y)
+    lo, hi = metrics.bootstrap_ci(metrics.kendall_tau, x, y, np.random.default_rng(1), n_boot=300)
+    assert lo < tau < hi and hi - lo < 0.25
+
+
+def test_best_so_far_and_mean_std():
+    assert metrics.best_so_far([np.nan, 1, 3, 2, 5]).tolist()[1:] == [1, 3, 3, 5]
+    assert metrics.mean_std([1.0, 2.0, 3.0, np.nan]) == (2.0, 1.0, 3)
+    assert metrics.mean_std([4.0]) == (4.0, 0.0, 1)
