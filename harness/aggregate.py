@@ -1,7 +1,8 @@
 """``python -m harness.aggregate RESULTS_DIR``: mean +- std per group over every finished run below a folder.
 
-Search runs are grouped by (experiment, benchmark, dataset, searcher, estimator) and report the test accuracy of the final
-architecture; rank runs by (experiment, benchmark, dataset, estimator) and report Kendall tau against test accuracy.
+Search runs are grouped by (experiment, benchmark, dataset, searcher, estimator) and report the test accuracy of the
+final architecture; rank runs by (experiment, benchmark, dataset, estimator) and report Kendall tau against test
+accuracy.
 """
 
 from __future__ import annotations
@@ -35,19 +36,31 @@ def aggregate(root: str | Path) -> list[dict[str, Any]]:
         cost_mean, cost_std, _ = mean_std([r["total_cost_s"] for r in runs])
         names = dict(zip(_SEARCH_KEYS if task == "search" else _RANK_KEYS, key[1:], strict=True))
         rows.append(
-            {"task": task, **names, "metric": metric, "n": n, "mean": mean, "std": std,
-             "cost_mean_s": cost_mean, "cost_std_s": cost_std, "cost_unit": runs[0].get("cost_unit", "")}
+            {
+                "task": task,
+                **names,
+                "metric": metric,
+                "n": n,
+                "mean": mean,
+                "std": std,
+                "cost_mean_s": cost_mean,
+                "cost_std_s": cost_std,
+                "cost_unit": runs[0].get("cost_unit", ""),
+            }
         )
     return rows
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """Plain-text table of :func:`aggregate` rows."""
-    lines = [f"{'task':<7}{'experiment':<16}{'benchmark':<10}{'dataset':<16}{'searcher':<10}{'estimator':<12}{'metric':<20}"
-             f"{'n':>5}  {'mean +- std':<18}{'cost mean (s)':>14}  cost unit"]
+    lines = [
+        f"{'task':<7}{'experiment':<16}{'benchmark':<10}{'dataset':<16}{'searcher':<10}{'estimator':<12}{'metric':<20}"
+        f"{'n':>5}  {'mean +- std':<18}{'cost mean (s)':>14}  cost unit"
+    ]
     for r in rows:
         lines.append(
-            f"{r['task']:<7}{r['experiment']:<16}{r['benchmark']:<10}{r['dataset']:<16}{str(r.get('searcher', '-')):<10}"
+            f"{r['task']:<7}{r['experiment']:<16}{r['benchmark']:<10}{r['dataset']:<16}"
+            f"{str(r.get('searcher', '-')):<10}"
             f"{r['estimator']:<12}{r['metric']:<20}{r['n']:>5}  {r['mean']:7.3f} +- {r['std']:<7.3f}"
             f"{r['cost_mean_s']:>14.1f}  {r['cost_unit']}"
         )

@@ -15,8 +15,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from harness import loop, seeding, storage
+from harness import loop, paths, seeding, storage
 from harness.budget import Budget
+from harness.cache import CachedEstimator, ScoreCache, estimator_key
 from harness.errors import ConfigError
 from harness.interfaces import EstimatorContext
 from harness.types import RunResult
@@ -80,6 +81,9 @@ def run_job(cfg: DictConfig, job_dir: Path) -> list[Path]:
     searcher_name, make_searcher = build(cfg.searcher) if cfg.task == "search" else (None, None)
     config = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(config, dict)
+    live = make_estimator().tags.live
+    cache = ScoreCache(paths.cache_dir(cfg.cache_dir) / "scores.sqlite") if cfg.score_cache and live else None
+    cache_key = estimator_key(estimator_name, {k: v for k, v in config["estimator"].items() if k != "name"})
     budget = Budget(cfg.budget.max_evals, cfg.budget.max_cost_s) if cfg.task == "search" else None
     if cfg.task == "rank" and cfg.archs:
         archs, draws = [benchmark.space.parse(text) for text in cfg.archs], len(cfg.archs)
@@ -91,6 +95,8 @@ def run_job(cfg: DictConfig, job_dir: Path) -> list[Path]:
     with bar:
         for seed in seeds:
             estimator = make_estimator()
+            if cache is not None:
+                estimator = CachedEstimator(estimator, cache, cache_key)
             device = resolve_device(cfg.device, estimator.tags.live)
             estimator_seed = seed if cfg.task == "rank" else cfg.estimator_seed
             context = EstimatorContext(
@@ -99,6 +105,7 @@ def run_job(cfg: DictConfig, job_dir: Path) -> list[Path]:
                 dataset=benchmark.dataset,
                 query=benchmark.query,
                 rng=seeding.rng(estimator_seed, "estimator"),
+                seed=estimator_seed,
                 device=device,
                 data_dir=cfg.data_dir,
                 cache_dir=cfg.cache_dir,
@@ -109,15 +116,27 @@ def run_job(cfg: DictConfig, job_dir: Path) -> list[Path]:
                 assert make_searcher is not None and budget is not None
                 searcher = make_searcher(benchmark.space, seeding.rng(seed, "searcher"))
                 result = loop.search(
-                    benchmark, estimator, searcher, budget, context,
-                    progress=progress, max_consecutive_failures=cfg.max_consecutive_failures,
+                    benchmark,
+                    estimator,
+                    searcher,
+                    budget,
+                    context,
+                    progress=progress,
+                    max_consecutive_failures=cfg.max_consecutive_failures,
                 )
             else:
                 result = loop.rank(
-                    benchmark, estimator, archs, context, ci_rng=seeding.rng(seed, "bootstrap"),
-                    progress=progress, max_consecutive_failures=cfg.max_consecutive_failures,
+                    benchmark,
+                    estimator,
+                    archs,
+                    context,
+                    ci_rng=seeding.rng(seed, "bootstrap"),
+                    progress=progress,
+                    max_consecutive_failures=cfg.max_consecutive_failures,
                 )
                 result.summary["n_draws"] = draws
+            if isinstance(estimator, CachedEstimator):
+                result.summary["n_cache_hits"] = estimator.hits
             summary = {
                 "task": cfg.task,
                 "experiment": cfg.experiment_name,
@@ -136,4 +155,3 @@ def run_job(cfg: DictConfig, job_dir: Path) -> list[Path]:
             folders.append(storage.write_run(run_folder(job_dir, seed, cfg.seed), RunResult(result.records, summary)))
             bar.update(1)
     return folders
-

@@ -128,7 +128,9 @@ class EstimatorContext:
         benchmark: CLI name of the benchmark.
         dataset: dataset name.
         query: validation look-up of the benchmark table (``Benchmark.query``).
-        rng: the estimator's own generator (seeded by ``estimator_seed``, independent of the searcher's).
+        rng: the estimator's own generator (seeded by ``seed``, independent of the searcher's).
+        seed: the estimator's seed; derive per-architecture randomness from (seed, architecture), never from the
+            order of calls, so that a cached score does not depend on what was evaluated before.
         device: torch device string for live estimators (``cpu``, ``cuda``).
         data_dir: shared data folder (``None`` = default).
         cache_dir: derived-cache folder (``None`` = default).
@@ -139,6 +141,7 @@ class EstimatorContext:
     dataset: str
     query: Callable[..., Observation]
     rng: np.random.Generator
+    seed: int = 0
     device: str = "cpu"
     data_dir: str | None = None
     cache_dir: str | None = None

@@ -16,7 +16,7 @@ import numpy as np
 from harness import metrics
 from harness.budget import Budget, CostClock
 from harness.errors import ConfigError, HarnessError
-from harness.interfaces import Benchmark, Estimator, EstimatorContext, SearchSpace, Searcher
+from harness.interfaces import Benchmark, Estimator, EstimatorContext, Searcher, SearchSpace
 from harness.types import FAILED, OK, Arch, EvalRecord, RunResult
 
 

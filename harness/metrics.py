@@ -21,7 +21,9 @@ def spearman_rho(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarra
     return float(spearmanr(x, y).statistic)
 
 
-def top_k_precision(scores: Sequence[float] | np.ndarray, truth: Sequence[float] | np.ndarray, frac: float = 0.1) -> float:
+def top_k_precision(
+    scores: Sequence[float] | np.ndarray, truth: Sequence[float] | np.ndarray, frac: float = 0.1
+) -> float:
     """Fraction of the true top ``frac`` (at least one) that is also in the predicted top ``frac``.
 
     Ties are broken by position (stable sort), so the result is deterministic.

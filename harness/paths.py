@@ -25,7 +25,7 @@ def data_dir(override: str | os.PathLike[str] | None = None) -> Path:
 
 
 def cache_dir(override: str | os.PathLike[str] | None = None) -> Path:
-    """The folder for derived caches (created on demand): ``override``, ``$HARNESS_CACHE_DIR`` or ``<project>/.cache``."""
+    """The derived-cache folder (created): ``override``, else ``$HARNESS_CACHE_DIR``, else ``<project>/.cache``."""
     if override:
         path = Path(override).expanduser()
     else:

@@ -46,8 +46,17 @@ def write_run(folder: str | os.PathLike[str], result: RunResult) -> Path:
         writer = csv.writer(fh)
         writer.writerow(RECORD_COLUMNS)
         writer.writerows(
-            (r.step, r.arch, repr(r.score), repr(r.cost_s), repr(r.clock_s), f"{r.wall_s:.3f}", r.device, r.status,
-             r.reason)
+            (
+                r.step,
+                r.arch,
+                repr(r.score),
+                repr(r.cost_s),
+                repr(r.clock_s),
+                f"{r.wall_s:.3f}",
+                r.device,
+                r.status,
+                r.reason,
+            )
             for r in result.records
         )
     _atomic_write(out / SUMMARY, json.dumps(_json_safe(result.summary), indent=2, sort_keys=True) + "\n")

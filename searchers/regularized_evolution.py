@@ -8,7 +8,7 @@ from collections import deque
 import numpy as np
 
 from harness.errors import ConfigError
-from harness.interfaces import SearchSpace, Searcher
+from harness.interfaces import Searcher, SearchSpace
 from harness.types import Arch
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.errors import ConfigError
-from harness.interfaces import SearchSpace, Searcher
+from harness.interfaces import Searcher, SearchSpace
 from harness.types import Arch
 
 

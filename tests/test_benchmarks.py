@@ -51,7 +51,9 @@ def test_nb201_fidelities_and_costs(nb201_tables):
 
 
 def test_unknown_dataset_lists_the_valid_ones(nb201_csv):
-    with pytest.raises(ConfigError, match="'cifar11' is not a dataset of nb201; valid: cifar10, cifar100, ImageNet16-120"):
+    with pytest.raises(
+        ConfigError, match="'cifar11' is not a dataset of nb201; valid: cifar10, cifar100, ImageNet16-120"
+    ):
         NB201("cifar11").load()
 
 
@@ -67,10 +69,16 @@ def test_missing_file_names_it_and_its_source(tmp_path):
     ("content", "match"),
     [
         ("index,arch\n0,x\n", "lacks the columns dataset, valid_acc"),
-        ("arch,dataset,valid_acc,test_acc,valid_acc_12ep,train_time_s,train_time_12ep_s\n"
-         "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|,cifar10,1,1,1,1,1\n", "unknown operation 'conv'"),
-        ("arch,dataset,valid_acc,test_acc,valid_acc_12ep,train_time_s,train_time_12ep_s\n"
-         f"{BEST},cifar10,1,1,1,1,1\n", "exactly one row for each of the 15625"),
+        (
+            "arch,dataset,valid_acc,test_acc,valid_acc_12ep,train_time_s,train_time_12ep_s\n"
+            "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|,cifar10,1,1,1,1,1\n",
+            "unknown operation 'conv'",
+        ),
+        (
+            "arch,dataset,valid_acc,test_acc,valid_acc_12ep,train_time_s,train_time_12ep_s\n"
+            f"{BEST},cifar10,1,1,1,1,1\n",
+            "exactly one row for each of the 15625",
+        ),
     ],
 )
 def test_malformed_table_is_a_clear_error(tmp_path, content, match):

@@ -20,9 +20,18 @@ FAST = ["budget.max_cost_s=3000", "progress=false"]
 
 def cli(*args: str, tmp_path: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "harness", *sorted(args, key=lambda a: not a.startswith("-")),
-         f"results_dir={tmp_path / 'results'}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})},
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            *sorted(args, key=lambda a: not a.startswith("-")),
+            f"results_dir={tmp_path / 'results'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -36,8 +45,17 @@ def test_search_writes_records_and_summary(tmp_path, nb201_csv):
     folder = run_dir(tmp_path)
     records = storage.read_records(folder)
     summary = storage.read_summary(folder)
-    assert list(records.columns) == ["step", "arch", "score", "cost_s", "clock_s", "wall_s", "device", "status",
-                                     "reason"]
+    assert list(records.columns) == [
+        "step",
+        "arch",
+        "score",
+        "cost_s",
+        "clock_s",
+        "wall_s",
+        "device",
+        "status",
+        "reason",
+    ]
     assert len(records) == summary["n_evals"] > 10
     assert (records["status"] == "ok").all() and (records["device"] == "table").all()
     assert records["clock_s"].iloc[-2] < 3000 <= records["clock_s"].iloc[-1]
@@ -103,8 +121,11 @@ def test_rank_task_on_given_and_sampled_architectures(tmp_path, nb201_csv):
         (["benchmark=foo"], {}, ["Could not find 'benchmark/foo'", "nb201", "nbmacro"]),
         (["benchmark.dataset=cifar11"], {}, ["error: benchmark.dataset='cifar11'", "cifar10, cifar100"]),
         (["budget.max_cost_s=-5"], {}, ["error: budget.max_cost_s must be a positive number"]),
-        (["task=rank", "archs=['|conv9~0|+|none~0|none~1|+|none~0|none~1|none~2|']"], {},
-         ["error: NB201 architecture", "unknown operation 'conv9'"]),
+        (
+            ["task=rank", "archs=['|conv9~0|+|none~0|none~1|+|none~0|none~1|none~2|']"],
+            {},
+            ["error: NB201 architecture", "unknown operation 'conv9'"],
+        ),
         ([], {"HARNESS_DATA_DIR": "/nonexistent"}, ["error: missing data file /nonexistent/nb201/nb201.csv"]),
         (["benchmark=nbmacro"], {}, ["error: nbmacro records no training time", "budget.max_evals"]),
         (["task=serch"], {}, ["error: task='serch' is not a task; valid: search, rank"]),

@@ -12,7 +12,7 @@ from harness.errors import ConfigError, EstimatorError
 from harness.interfaces import Estimator, EstimatorTags
 from harness.types import Arch, Estimate
 from searchers.random_search import RandomSearch
-from tests.conftest import ToyBenchmark, toy_context
+from tests.conftest import toy_context
 
 
 class Flaky(Estimator):
@@ -34,8 +34,9 @@ class Broken(Estimator):
 
 
 def test_failures_are_recorded_and_the_search_goes_on(toy):
-    result = loop.search(toy, Flaky(), RandomSearch(toy.space, np.random.default_rng(0)), Budget(max_evals=60),
-                         toy_context(toy))
+    result = loop.search(
+        toy, Flaky(), RandomSearch(toy.space, np.random.default_rng(0)), Budget(max_evals=60), toy_context(toy)
+    )
     records = result.records
     assert len(records) == 60
     failed = [r for r in records if r.status == "failed"]
@@ -49,13 +50,19 @@ def test_failures_are_recorded_and_the_search_goes_on(toy):
 
 def test_a_run_of_failures_aborts_with_the_reason(toy):
     with pytest.raises(loop.RunAborted, match="10 evaluations in a row failed.*CUDA out of memory"):
-        loop.search(toy, Broken(), RandomSearch(toy.space, np.random.default_rng(0)), Budget(max_evals=50),
-                    toy_context(toy))
+        loop.search(
+            toy, Broken(), RandomSearch(toy.space, np.random.default_rng(0)), Budget(max_evals=50), toy_context(toy)
+        )
 
 
 def test_clock_and_records_agree(toy):
-    result = loop.search(toy, TableEstimator(), RandomSearch(toy.space, np.random.default_rng(1)),
-                         Budget(max_cost_s=300.0), toy_context(toy))
+    result = loop.search(
+        toy,
+        TableEstimator(),
+        RandomSearch(toy.space, np.random.default_rng(1)),
+        Budget(max_cost_s=300.0),
+        toy_context(toy),
+    )
     costs = np.array([r.cost_s for r in result.records])
     assert np.allclose(np.cumsum(costs), [r.clock_s for r in result.records])
     assert result.summary["total_cost_s"] == pytest.approx(costs.sum())
@@ -68,8 +75,9 @@ def test_searcher_recommendation_wins_over_best_seen(toy):
         def recommend(self) -> Arch:
             return Arch((3, 3, 3))
 
-    result = loop.search(toy, TableEstimator(), Recommends(toy.space, np.random.default_rng(0)),
-                         Budget(max_evals=3), toy_context(toy))
+    result = loop.search(
+        toy, TableEstimator(), Recommends(toy.space, np.random.default_rng(0)), Budget(max_evals=3), toy_context(toy)
+    )
     assert result.summary["incumbent"] == "ddd"
     assert result.summary["incumbent_valid_acc"] == toy.query(Arch((3, 3, 3))).valid_acc
 
@@ -77,8 +85,13 @@ def test_searcher_recommendation_wins_over_best_seen(toy):
 def test_cost_budget_needs_recorded_costs(toy):
     toy.has_train_cost = False
     with pytest.raises(ConfigError, match="records no training time.*budget.max_evals"):
-        loop.search(toy, TableEstimator(), RandomSearch(toy.space, np.random.default_rng(0)),
-                    Budget(max_cost_s=10.0), toy_context(toy))
+        loop.search(
+            toy,
+            TableEstimator(),
+            RandomSearch(toy.space, np.random.default_rng(0)),
+            Budget(max_cost_s=10.0),
+            toy_context(toy),
+        )
 
 
 def test_rank_reports_correlations_on_distinct_architectures(toy):

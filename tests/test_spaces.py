@@ -17,7 +17,7 @@ def test_enumerate_parse_format_round_trip(space):
     archs = list(space.enumerate())
     assert len(archs) == space.size == int(np.prod(space.choices))
     assert len(set(archs)) == space.size
-    for i, arch in enumerate(archs[:: max(1, space.size // 500)]):
+    for arch in archs[:: max(1, space.size // 500)]:
         assert space.is_valid(arch)
         assert space.parse(space.format(arch)) == arch
     assert [space.index(a) for a in archs[:50]] == list(range(50))

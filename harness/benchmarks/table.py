@@ -69,8 +69,7 @@ class TableBenchmark(abc.ABC):
             return self
         if self.dataset not in self.datasets:
             raise ConfigError(
-                f"benchmark.dataset={self.dataset!r} is not a dataset of {self.name}; "
-                f"valid: {', '.join(self.datasets)}"
+                f"benchmark.dataset={self.dataset!r} is not a dataset of {self.name}; valid: {', '.join(self.datasets)}"
             )
         source = self.source_path()
         arrays = self._cached(source)

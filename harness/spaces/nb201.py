@@ -24,18 +24,14 @@ class NB201Space(SearchSpace):
     def parse(self, text: str) -> Arch:
         nodes = text.strip().split("+")
         if len(nodes) != 3:
-            raise ArchParseError(
-                f"NB201 architecture {text!r} must have 3 nodes separated by '+', found {len(nodes)}"
-            )
+            raise ArchParseError(f"NB201 architecture {text!r} must have 3 nodes separated by '+', found {len(nodes)}")
         ops: list[int] = []
         for to_node, node in enumerate(nodes, start=1):
             if not (node.startswith("|") and node.endswith("|")):
                 raise ArchParseError(f"NB201 architecture {text!r}: node {node!r} must be written |op~j|...|")
             tokens = node[1:-1].split("|")
             if len(tokens) != to_node:
-                raise ArchParseError(
-                    f"NB201 architecture {text!r}: node {to_node} needs {to_node} edges, got {node!r}"
-                )
+                raise ArchParseError(f"NB201 architecture {text!r}: node {to_node} needs {to_node} edges, got {node!r}")
             for from_node, token in enumerate(tokens):
                 op, _, src = token.partition("~")
                 if op not in _OP_INDEX:

@@ -101,8 +101,10 @@ def test_harness_loop_in_process(benchmark, bench):
 
 
 def test_harness_job_writing_results(benchmark, tmp_path, nb201_csv):
-    cfgs = [compose_cfg(["+experiment=nb201_protocol", f"searcher={s}", "n_seeds=100"], tmp_path) for s in
-            ("rs", "rea", "rl")]
+    cfgs = [
+        compose_cfg(["+experiment=nb201_protocol", f"searcher={s}", "n_seeds=100"], tmp_path)
+        for s in ("rs", "rea", "rl")
+    ]
 
     def all_runs():
         for i, cfg in enumerate(cfgs):
@@ -122,13 +124,16 @@ def _wall(args: list[str], repeat: int) -> float:
 
 
 def test_fresh_process_first_query(tmp_path, nb201_csv):
-    code = ("import time; t0 = time.perf_counter(); from harness.benchmarks import NB201; b = NB201('cifar10').load();"
-            "b.query(b.space.parse('|none~0|+|none~0|none~1|+|none~0|none~1|none~2|')); import sys;"
-            "assert 'torch' not in sys.modules")
+    code = (
+        "import time; t0 = time.perf_counter(); from harness.benchmarks import NB201; b = NB201('cifar10').load();"
+        "b.query(b.space.parse('|none~0|+|none~0|none~1|+|none~0|none~1|none~2|')); import sys;"
+        "assert 'torch' not in sys.modules"
+    )
     MEDIANS["fresh process: first query"] = _wall(["-c", code], 5)
     MEDIANS["fresh process: python -m harness, 1 evaluation"] = _wall(
-        ["-m", "harness", "budget.max_evals=1", "budget.max_cost_s=null", "progress=false",
-         f"results_dir={tmp_path}"], 5)
+        ["-m", "harness", "budget.max_evals=1", "budget.max_cost_s=null", "progress=false", f"results_dir={tmp_path}"],
+        5,
+    )
     assert MEDIANS["fresh process: python -m harness, 1 evaluation"] < 2.0
 
 

@@ -1,0 +1,196 @@
+"""The NAS-Bench-201 evaluation network ("infer.tiny": TinyNetwork + InferCell of the NB201 / xautodl code).
+
+Macro skeleton (C=16, N=5)::
+
+    stem: conv3x3(3->C) + BN
+    stage 1: N cells at C        -> ResNet block stride 2 (C -> 2C)
+    stage 2: N cells at 2C       -> ResNet block stride 2 (2C -> 4C)
+    stage 3: N cells at 4C
+    lastact BN + ReLU, global average pool, linear classifier
+
+A cell has 4 nodes; node k = sum over j < k of op(edge k<-j)(node j); the output is node 3. An architecture is
+6 op indices for the edges 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2, each indexing :data:`NB201_OPS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from harness.networks.checks import check_ops
+from harness.spaces.nb201 import EDGES as NB201_EDGES  # (to, from)
+from harness.spaces.nb201 import OPS as NB201_OPS
+
+
+@dataclass(frozen=True)
+class NB201Config:
+    """Macro settings of the NB201 network.
+
+    Args:
+        C: channels of the first stage (doubled by each reduction block).
+        N: cells per stage.
+        num_classes: classifier outputs (cifar10 10, cifar100 100, ImageNet16-120 120).
+    """
+
+    C: int = 16
+    N: int = 5
+    num_classes: int = 10
+
+    def __post_init__(self) -> None:
+        for name in ("C", "N", "num_classes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"NB201Config.{name} must be >= 1, got {getattr(self, name)}")
+
+
+def check_nb201_ops(ops: Sequence[int]) -> tuple[int, ...]:
+    """``ops`` as a tuple of 6 op indices (edges 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2); ValueError if malformed."""
+    return check_ops(ops, [len(NB201_OPS)] * len(NB201_EDGES), "NB201")
+
+
+class ReLUConvBN(nn.Sequential):
+    """ReLU -> Conv (no bias) -> BN (affine, tracked stats).
+
+    Args:
+        c_in, c_out: channels. kernel_size, stride, padding: of the convolution.
+    """
+
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int, padding: int) -> None:
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=padding, bias=False),
+            nn.BatchNorm2d(c_out, affine=True, track_running_stats=True),
+        )
+
+
+class ResNetBasicBlock(nn.Module):
+    """NB201's reduction block: two ReLUConvBN 3x3 (first one strided) plus an AvgPool(2) + 1x1 conv shortcut.
+
+    Args:
+        c_in, c_out: channels. stride: 1 or 2 (NB201 uses it only with stride 2).
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 2) -> None:
+        super().__init__()
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, stride, 1)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3, 1, 1)
+        self.downsample: nn.Module | None
+        if stride == 2:
+            self.downsample = nn.Sequential(
+                nn.AvgPool2d(kernel_size=2, stride=2, padding=0),
+                nn.Conv2d(c_in, c_out, kernel_size=1, stride=1, padding=0, bias=False),
+            )
+        elif c_in != c_out:
+            self.downsample = ReLUConvBN(c_in, c_out, 1, 1, 0)
+        else:
+            self.downsample = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        residual = x if self.downsample is None else self.downsample(x)
+        out: Tensor = residual + self.conv_b(self.conv_a(x))
+        return out
+
+
+def make_op(op: int, channels: int) -> nn.Module | None:
+    """The module of NB201 op index ``op`` on a stride-1 edge, or None for ``none`` (a zero contribution).
+
+    Args:
+        op: index into :data:`NB201_OPS`. channels: input = output channels.
+    """
+    name = NB201_OPS[op]
+    if name == "none":
+        return None
+    if name == "skip_connect":
+        return nn.Identity()
+    if name == "nor_conv_1x1":
+        return ReLUConvBN(channels, channels, 1, 1, 0)
+    if name == "nor_conv_3x3":
+        return ReLUConvBN(channels, channels, 3, 1, 1)
+    return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+
+
+class InferCell(nn.Module):
+    """One NB201 cell with fixed ops; ``none`` edges are not computed.
+
+    Args:
+        ops: 6 validated op indices. channels: cell width (input = output).
+    """
+
+    def __init__(self, ops: Sequence[int], channels: int) -> None:
+        super().__init__()
+        self.ops = tuple(ops)
+        edges = [make_op(op, channels) for op in self.ops]
+        self.edges = nn.ModuleList([e for e in edges if e is not None])
+        # per node k = 1..3: list of (position in self.edges, source node)
+        self.plan: list[list[tuple[int, int]]] = [[] for _ in range(4)]
+        pos = 0
+        for (to, frm), edge in zip(NB201_EDGES, edges, strict=True):
+            if edge is not None:
+                self.plan[to].append((pos, frm))
+                pos += 1
+
+    def forward(self, x: Tensor) -> Tensor:
+        nodes = [x]
+        for k in range(1, 4):
+            terms: list[Tensor] = [self.edges[i](nodes[j]) for i, j in self.plan[k]]
+            # all inputs `none`: NB201's Zero ops sum to zeros of the input's shape
+            nodes.append(sum(terms[1:], terms[0]) if terms else torch.zeros_like(x))
+        return nodes[3]
+
+
+class NB201Network(nn.Module):
+    """NB201 TinyNetwork for one architecture.
+
+    Args:
+        ops: 6 op indices (see :func:`check_nb201_ops`). config: macro settings.
+    """
+
+    def __init__(self, ops: Sequence[int], config: NB201Config | None = None) -> None:
+        super().__init__()
+        self.config = config or NB201Config()
+        self.ops = check_nb201_ops(ops)
+        c, n = self.config.C, self.config.N
+        self.stem = nn.Sequential(nn.Conv2d(3, c, kernel_size=3, padding=1, bias=False), nn.BatchNorm2d(c))
+        self.stages = nn.ModuleList()
+        self.reductions = nn.ModuleList()
+        for s in range(3):
+            width = c * 2**s
+            if s > 0:
+                self.reductions.append(ResNetBasicBlock(width // 2, width, stride=2))
+            self.stages.append(nn.Sequential(*[InferCell(self.ops, width) for _ in range(n)]))
+        self.lastact = nn.Sequential(nn.BatchNorm2d(4 * c), nn.ReLU(inplace=True))
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(4 * c, self.config.num_classes)
+
+    def forward_stages(self, x: Tensor) -> tuple[list[Tensor], Tensor]:
+        """Return the output of the last cell of each of the 3 stages, and the logits.
+
+        Args:
+            x: images, (B, 3, H, W).
+        """
+        feats: list[Tensor] = []
+        h = self.stem(x)
+        for s, stage in enumerate(self.stages):
+            if s > 0:
+                h = self.reductions[s - 1](h)
+            h = stage(h)
+            feats.append(h)
+        out = self.global_pooling(self.lastact(h)).flatten(1)
+        logits: Tensor = self.classifier(out)
+        return feats, logits
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits (B, num_classes) for images ``x`` (B, 3, H, W)."""
+        return self.forward_stages(x)[1]
+
+
+def build_nb201(ops: Sequence[int], *, num_classes: int = 10, C: int = 16, N: int = 5) -> NB201Network:
+    """Build the NB201 network of an architecture.
+
+    Args:
+        ops: 6 op indices (or a 6-digit string) for edges 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2.
+        num_classes: classifier outputs. C: first-stage channels. N: cells per stage.
+    """
+    return NB201Network(ops, NB201Config(C=C, N=N, num_classes=num_classes))
