@@ -8,6 +8,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from harness.config import register
@@ -20,10 +21,13 @@ log = logging.getLogger("harness")
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    hydra_cfg = HydraConfig.get()
     try:
-        folders = run_job(cfg, Path(HydraConfig.get().runtime.output_dir))
+        folders = run_job(cfg, Path(hydra_cfg.runtime.output_dir))
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            raise  # the launcher records this job as failed and runs the others
         sys.exit(2)
     log.info("wrote %s", folders[0] if len(folders) == 1 else f"{len(folders)} runs next to {folders[0]}")
 

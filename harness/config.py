@@ -49,6 +49,8 @@ class HarnessConfig:
     #: results go to results_dir/experiment_name/...; set by +experiment=NAME files, or directly
     experiment_name: str = "default"
     progress: bool = True
+    #: skip a seed whose run folder already holds a finished run of the same config (resume an interrupted sweep)
+    skip_done: bool = True
     #: reuse live estimators' scores from <cache_dir>/scores.sqlite (a hit charges the recorded cost)
     score_cache: bool = True
     max_consecutive_failures: int = 10

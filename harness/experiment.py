@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 import platform
 import sys
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from harness.interfaces import EstimatorContext
 from harness.types import RunResult
 
 TASKS = ("search", "rank")
+log = logging.getLogger("harness")
 
 
 def build(node: DictConfig) -> tuple[str, Callable[..., Any]]:
@@ -69,6 +71,28 @@ def run_folder(job_dir: Path, seed: int, first_seed: int) -> Path:
     return job_dir if seed == first_seed else job_dir.parent / f"seed={seed}"
 
 
+#: settings that do not change what a run computes; a finished run is re-used whatever their values
+_NOT_DEFINING = ("progress", "n_seeds", "skip_done", "score_cache", "data_dir", "cache_dir", "results_dir")
+
+
+def _defining(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in _NOT_DEFINING}
+
+
+def _finished(folder: Path, config: dict[str, Any]) -> bool:
+    """True if ``folder`` holds a finished run of ``config``; a finished run of another config is an error."""
+    if not storage.is_complete(folder):
+        return False
+    stored = storage.read_summary(folder).get("config", {})
+    if _defining(stored) != _defining(config):
+        diff = sorted(k for k in _defining(config).keys() | _defining(stored).keys() if stored.get(k) != config.get(k))
+        raise ConfigError(
+            f"{folder} holds a finished run of another config (differs in: {', '.join(diff)}); "
+            "choose another experiment_name or results_dir, or delete that folder"
+        )
+    return True
+
+
 def run_job(cfg: DictConfig, job_dir: Path) -> list[Path]:
     """Run the task of ``cfg`` for each of its seeds and write one folder per seed; returns the folders."""
     if cfg.task not in TASKS:
@@ -94,6 +118,12 @@ def run_job(cfg: DictConfig, job_dir: Path) -> list[Path]:
     bar = loop._progress(len(seeds), "run", cfg.progress and len(seeds) > 1)
     with bar:
         for seed in seeds:
+            folder = run_folder(job_dir, seed, cfg.seed)
+            if cfg.skip_done and _finished(folder, {**config, "seed": seed, "n_seeds": 1}):
+                log.info("skipped %s: already finished", folder)
+                folders.append(folder)
+                bar.update(1)
+                continue
             estimator = make_estimator()
             if cache is not None:
                 estimator = CachedEstimator(estimator, cache, cache_key)
@@ -152,6 +182,6 @@ def run_job(cfg: DictConfig, job_dir: Path) -> list[Path]:
                 "versions": _versions(),
                 "config": {**config, "seed": seed, "n_seeds": 1},
             }
-            folders.append(storage.write_run(run_folder(job_dir, seed, cfg.seed), RunResult(result.records, summary)))
+            folders.append(storage.write_run(folder, RunResult(result.records, summary)))
             bar.update(1)
     return folders

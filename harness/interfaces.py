@@ -118,6 +118,10 @@ class Benchmark(Protocol):
         """Test accuracy (%) of the full schedule. Only the loop and the tasks call this, for the report."""
         ...
 
+    def optimum(self) -> tuple[float, float]:
+        """(best validation accuracy, best test accuracy) over the whole benchmark, for regret. Free."""
+        ...
+
 
 @dataclass(frozen=True)
 class EstimatorContext:

@@ -33,10 +33,11 @@ def _progress(total: float | None, unit: str, enabled: bool) -> Any:
 class _Evaluator:
     """Runs one estimate, turns failures into records, charges the clock, aborts on a run of failures."""
 
-    def __init__(self, estimator: Estimator, space: SearchSpace, clock: CostClock, max_failures: int) -> None:
+    def __init__(self, estimator: Estimator, benchmark: Benchmark, clock: CostClock, max_failures: int) -> None:
         self.estimator = estimator
+        self.test_accuracy = benchmark.test_accuracy
         self.live = estimator.tags.live
-        self.format = space.format
+        self.format = benchmark.space.format
         self.clock = clock
         self.max_failures = max_failures
         self.failures_in_a_row = 0
@@ -57,7 +58,16 @@ class _Evaluator:
         if reason:
             self.failures_in_a_row += 1
             record = EvalRecord(
-                step, self.format(arch), math.nan, cost, self.clock.elapsed_s, wall, device, FAILED, reason
+                step,
+                self.format(arch),
+                math.nan,
+                cost,
+                self.clock.elapsed_s,
+                wall,
+                device,
+                FAILED,
+                reason,
+                self.test_accuracy(arch),
             )
             if self.failures_in_a_row >= self.max_failures:
                 raise RunAborted(
@@ -65,7 +75,18 @@ class _Evaluator:
                 )
             return record
         self.failures_in_a_row = 0
-        return EvalRecord(step, self.format(arch), float(score), cost, self.clock.elapsed_s, wall, device)
+        return EvalRecord(
+            step,
+            self.format(arch),
+            float(score),
+            cost,
+            self.clock.elapsed_s,
+            wall,
+            device,
+            OK,
+            "",
+            self.test_accuracy(arch),
+        )
 
 
 def _cost_unit(estimator: Estimator, device: str) -> str:
@@ -104,7 +125,7 @@ def search(
     clock = CostClock()
     fit_cost = estimator.fit(context)
     clock.charge(fit_cost, evaluation=False)
-    evaluate = _Evaluator(estimator, benchmark.space, clock, max_consecutive_failures)
+    evaluate = _Evaluator(estimator, benchmark, clock, max_consecutive_failures)
     records: list[EvalRecord] = []
     best: Arch | None = None
     best_score = -math.inf
@@ -136,7 +157,10 @@ def search(
             incumbent_valid_acc=benchmark.query(incumbent).valid_acc,
             incumbent_test_acc=benchmark.test_accuracy(incumbent),
         )
+    optimum_valid, optimum_test = benchmark.optimum()
     summary.update(
+        optimum_valid_acc=optimum_valid,
+        optimum_test_acc=optimum_test,
         n_evals=len(records),
         n_failed=sum(r.status != OK for r in records),
         fit_cost_s=fit_cost,
@@ -186,7 +210,7 @@ def rank(
     clock = CostClock()
     fit_cost = estimator.fit(context)
     clock.charge(fit_cost, evaluation=False)
-    evaluate = _Evaluator(estimator, benchmark.space, clock, max_consecutive_failures)
+    evaluate = _Evaluator(estimator, benchmark, clock, max_consecutive_failures)
     records: list[EvalRecord] = []
     with _progress(len(archs), "arch", progress) as bar:
         for arch in archs:

@@ -56,6 +56,7 @@ def write_run(folder: str | os.PathLike[str], result: RunResult) -> Path:
                 r.device,
                 r.status,
                 r.reason,
+                repr(r.test_acc),
             )
             for r in result.records
         )

@@ -66,6 +66,8 @@ class EvalRecord:
         device: where the cost was incurred (see :class:`Estimate`).
         status: ``"ok"`` or ``"failed"``.
         reason: why it failed; empty when ok.
+        test_acc: the benchmark's test accuracy of ``arch``, written by the loop for the report (regret curves,
+            re-analysis of rankings); no plug-in ever sees it.
     """
 
     step: int
@@ -77,6 +79,7 @@ class EvalRecord:
     device: str
     status: str = OK
     reason: str = ""
+    test_acc: float = math.nan
 
     @property
     def ok(self) -> bool:

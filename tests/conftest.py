@@ -49,6 +49,9 @@ class ToyBenchmark:
     def test_accuracy(self, arch: Arch) -> float:
         return self._test[arch.ops]
 
+    def optimum(self) -> tuple[float, float]:
+        return max(self._valid.values()), max(self._test.values())
+
 
 @pytest.fixture
 def toy() -> ToyBenchmark:

@@ -12,6 +12,7 @@ import pytest
 
 from harness import storage
 from harness.aggregate import aggregate
+from harness.errors import HarnessError
 from harness.experiment import run_job
 from tests.conftest import ROOT, compose_cfg
 
@@ -55,6 +56,7 @@ def test_search_writes_records_and_summary(tmp_path, nb201_csv):
         "device",
         "status",
         "reason",
+        "test_acc",
     ]
     assert len(records) == summary["n_evals"] > 10
     assert (records["status"] == "ok").all() and (records["device"] == "table").all()
@@ -139,3 +141,26 @@ def test_bad_input_is_one_clear_line(tmp_path, args, env, expected, nb201_csv):
         assert text in proc.stderr
     if "error:" in expected[0]:
         assert len([line for line in proc.stderr.splitlines() if line.strip()]) == 1
+
+
+def test_interrupted_sweep_resumes_without_redoing_finished_runs(tmp_path, nb201_csv):
+    # a sweep whose middle job fails: the other jobs still finish
+    first = cli("-m", "benchmark.dataset=cifar10,cifar11,cifar100", "searcher=rs", *FAST, tmp_path=tmp_path)
+    assert "cifar11" in first.stderr
+    done = sorted((tmp_path / "results").rglob("summary.json"))
+    assert [p.parts[-4] for p in done] == ["nb201-cifar10", "nb201-cifar100"]
+    stamps = [p.stat().st_mtime_ns for p in done]
+    again = cli("-m", "benchmark.dataset=cifar10,cifar100,ImageNet16-120", "searcher=rs", *FAST, tmp_path=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("already finished") == 2
+    assert [p.stat().st_mtime_ns for p in done] == stamps
+    assert len(list((tmp_path / "results").rglob("summary.json"))) == 3
+
+
+def test_a_finished_run_of_another_config_is_not_silently_reused(tmp_path, nb201_csv):
+    cfg = compose_cfg(["searcher=rs", *FAST], tmp_path)
+    [folder] = run_job(cfg, tmp_path / "job")
+    assert run_job(cfg, tmp_path / "job") == [folder]  # same config: skipped
+    other = compose_cfg(["searcher=rs", "budget.max_cost_s=5000", "progress=false"], tmp_path)
+    with pytest.raises(HarnessError, match="another config \\(differs in: budget\\)"):
+        run_job(other, tmp_path / "job")
