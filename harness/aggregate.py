@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,10 @@ _SEARCH_KEYS = ("experiment", "benchmark", "dataset", "searcher", "estimator")
 _RANK_KEYS = ("experiment", "benchmark", "dataset", "estimator")
 
 
-def aggregate(root: str | Path) -> list[dict[str, Any]]:
-    """One row per group: its keys, n, and mean/std of the headline metric and of the cost."""
+def aggregate(summaries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per group of run summaries: its keys, n, and mean/std of the headline metric and of the cost."""
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
-    for folder in storage.find_runs(root):
-        s = storage.read_summary(folder)
+    for s in summaries:
         keys = _SEARCH_KEYS if s["task"] == "search" else _RANK_KEYS
         groups[(s["task"], *(s[k] for k in keys))].append(s)
     rows = []
@@ -74,7 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not Path(args.results_dir).is_dir():
         print(f"error: {args.results_dir} is not a folder", file=sys.stderr)
         return 2
-    rows = aggregate(args.results_dir)
+    runs, problems = storage.load_runs(args.results_dir)
+    if problems:
+        print(storage.describe_problems(problems), file=sys.stderr)
+    rows = aggregate(s for _, s in runs)
     if not rows:
         print(f"error: no finished runs (summary.json) under {args.results_dir}", file=sys.stderr)
         return 2

@@ -87,3 +87,39 @@ def find_runs(root: str | os.PathLike[str]) -> Iterator[Path]:
     """Every complete run folder under ``root`` (recursively), in sorted order."""
     for path in sorted(Path(root).rglob(SUMMARY)):
         yield path.parent
+
+
+#: keys every summary.json has, and the extra ones of each task
+_REQUIRED = ("task", "experiment", "benchmark", "dataset", "estimator", "seed", "total_cost_s", "cost_unit")
+_REQUIRED_BY_TASK = {"search": ("searcher", "incumbent_test_acc", "optimum_test_acc"), "rank": ("n_archs",)}
+
+
+def load_runs(root: str | os.PathLike[str]) -> tuple[list[tuple[Path, dict[str, Any]]], list[str]]:
+    """Every finished run under ``root`` as (folder, summary), and one message per ``summary.json`` that is
+    unreadable, truncated or not a harness summary (those are skipped, never fatal)."""
+    runs: list[tuple[Path, dict[str, Any]]] = []
+    problems: list[str] = []
+    for folder in find_runs(root):
+        try:
+            summary = read_summary(folder)
+        except (OSError, ValueError) as exc:
+            problems.append(f"{folder / SUMMARY}: unreadable ({type(exc).__name__}: {exc})")
+            continue
+        if not isinstance(summary, dict):
+            problems.append(f"{folder / SUMMARY}: not a run summary (a JSON object is expected)")
+            continue
+        task = summary.get("task")
+        missing = [k for k in (*_REQUIRED, *_REQUIRED_BY_TASK.get(str(task), ())) if k not in summary]
+        if task not in _REQUIRED_BY_TASK or missing:
+            problems.append(f"{folder / SUMMARY}: not a harness run summary (missing {', '.join(missing) or 'task'})")
+            continue
+        runs.append((folder, summary))
+    return runs, problems
+
+
+def describe_problems(problems: list[str], show: int = 5) -> str:
+    """A short report of skipped files: the first ``show`` by name, then a count."""
+    lines = [f"skipped {p}" for p in problems[:show]]
+    if len(problems) > show:
+        lines.append(f"... and {len(problems) - show} more skipped summary files")
+    return "\n".join(lines)

@@ -94,7 +94,9 @@ def test_n_seeds_in_one_process_equals_a_multirun_over_seeds(tmp_path, nb201_csv
         a = run_dir(tmp_path / "m", "rs", seed=seed) / "records.csv"
         b = run_dir(tmp_path / "s", "rs", seed=seed) / "records.csv"
         assert a.read_bytes() == b.read_bytes()
-    rows = aggregate(tmp_path / "s" / "results")
+    runs, problems = storage.load_runs(tmp_path / "s" / "results")
+    rows = aggregate(s for _, s in runs)
+    assert not problems
     assert len(rows) == 1 and rows[0]["n"] == 3
     tests = [storage.read_summary(run_dir(tmp_path / "s", "rs", seed=k))["incumbent_test_acc"] for k in range(3)]
     assert rows[0]["mean"] == pytest.approx(sum(tests) / 3)

@@ -1,0 +1,101 @@
+"""``python -m harness.report RESULTS_DIR [--out DIR]``: tables and figures from stored runs only.
+
+Writes into ``--out`` (default ``RESULTS_DIR/report``): ``summary.csv`` (one row per run), ``aggregate.csv`` (mean,
+std, n per group), and ``fig1a``, ``fig1b``, ``regret`` as PNG and PDF (each only when there are runs for it).
+Unreadable or foreign files are named and skipped; the report goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness import plots, storage
+from harness.aggregate import aggregate, format_table
+
+
+def summaries_frame(runs: list[tuple[Path, dict[str, Any]]]) -> pd.DataFrame:
+    """One row per run: every summary field but the config, plus the run folder."""
+    rows = [
+        {"folder": str(folder), **{k: v for k, v in s.items() if k not in ("config", "versions")}} for folder, s in runs
+    ]
+    return pd.DataFrame(rows)
+
+
+def regret_curves(runs: list[tuple[Path, dict[str, Any]]], problems: list[str]) -> pd.DataFrame:
+    """Per search run: its incumbent-regret curve read from ``records.csv`` (bad files go to ``problems``)."""
+    rows = []
+    for folder, s in runs:
+        if s["task"] != "search":
+            continue
+        try:
+            records = storage.read_records(folder)
+            clock, reg = plots.incumbent_regret(records, float(s["optimum_test_acc"]))
+        except (OSError, ValueError, KeyError) as exc:
+            problems.append(f"{folder / storage.RECORDS}: unreadable ({type(exc).__name__}: {exc})")
+            continue
+        if len(clock):
+            rows.append(
+                {k: s[k] for k in ("benchmark", "dataset", "searcher", "estimator", "cost_unit")}
+                | {"clock": clock, "regret": reg}
+            )
+    return pd.DataFrame(rows)
+
+
+def _save(fig: Any, out: Path, name: str) -> list[Path]:
+    paths = [out / f"{name}.png", out / f"{name}.pdf"]
+    for path in paths:
+        fig.savefig(path, dpi=130)
+    return paths
+
+
+def write_report(results: Path, out: Path) -> tuple[list[Path], list[str], str]:
+    """Write the tables and figures; returns (files written, problems, the aggregate table as text)."""
+    runs, problems = storage.load_runs(results)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    table = summaries_frame(runs)
+    table.to_csv(out / "summary.csv", index=False)
+    rows = aggregate(s for _, s in runs)
+    pd.DataFrame(rows).to_csv(out / "aggregate.csv", index=False)
+    written += [out / "summary.csv", out / "aggregate.csv"]
+    rank = table[table["task"] == "rank"] if len(table) else table
+    search = table[table["task"] == "search"] if len(table) else table
+    if len(rank) and "kendall_tau_test" in rank:
+        written += _save(plots.fig1a(rank.dropna(subset=["kendall_tau_test"])), out, "fig1a")
+    if len(search):
+        written += _save(plots.fig1b(search.dropna(subset=["incumbent_test_acc"])), out, "fig1b")
+        curves = regret_curves(runs, problems)
+        if len(curves):
+            written += _save(plots.regret(curves), out, "regret")
+    return written, problems, format_table(rows) if rows else ""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.report", description=__doc__.splitlines()[0])
+    parser.add_argument("results_dir", type=Path, help="folder searched recursively for finished runs")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: RESULTS_DIR/report)")
+    args = parser.parse_args(argv)
+    if not args.results_dir.is_dir():
+        print(f"error: {args.results_dir} is not a folder", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    written, problems, table = write_report(args.results_dir, args.out or args.results_dir / "report")
+    if problems:
+        print(storage.describe_problems(problems), file=sys.stderr)
+    if not table:
+        print(f"error: no finished runs (summary.json) under {args.results_dir}", file=sys.stderr)
+        return 2
+    print(table)
+    print(f"wrote {', '.join(str(p) for p in written)} in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

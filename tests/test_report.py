@@ -1,0 +1,98 @@
+"""The report and the analysis notebook, on a small results folder made here by real runs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from harness import report, storage
+from harness.experiment import run_job
+from tests.conftest import ROOT, compose_cfg
+
+
+@pytest.fixture(scope="module")
+def results(nb201_csv, tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("report")
+    for overrides in (
+        ["searcher=rs", "n_seeds=3"],
+        ["searcher=rea", "n_seeds=3"],
+        ["task=rank", "n_archs=30"],
+        ["task=rank", "n_archs=30", "estimator=full_train"],
+    ):
+        cfg = compose_cfg([*overrides, "budget.max_cost_s=2000"], tmp)
+        run_job(cfg, tmp / "results" / "_".join(overrides) / "seed=0")
+    return tmp / "results"
+
+
+def test_report_writes_tables_and_figures(results, tmp_path):
+    written, problems, table = report.write_report(results, tmp_path / "out")
+    names = sorted(p.name for p in written)
+    assert names == sorted(
+        ["summary.csv", "aggregate.csv"] + [f"{f}.{e}" for f in ("fig1a", "fig1b", "regret") for e in ("png", "pdf")]
+    )
+    assert not problems
+    assert all(p.stat().st_size > 1000 for p in written if p.suffix in (".png", ".pdf"))
+    import pandas as pd
+
+    agg = pd.read_csv(tmp_path / "out" / "aggregate.csv")
+    assert sorted(agg["estimator"]) == ["full_train", "train12", "train12", "train12"]
+    assert set(agg.loc[agg["task"] == "search", "n"]) == {3}
+    assert "incumbent_test_acc" in table and "kendall_tau_test" in table
+
+
+def test_regret_is_optimum_minus_incumbent_test(results):
+    runs, _ = storage.load_runs(results)
+    folder, s = next((f, s) for f, s in runs if s["task"] == "search")
+    records = storage.read_records(folder)
+    from harness.plots import incumbent_regret
+
+    clock, reg = incumbent_regret(records, s["optimum_test_acc"])
+    assert (reg >= 0).all() and len(reg) == len(records)
+    best = records["score"].idxmax()
+    assert reg[-1] == pytest.approx(s["optimum_test_acc"] - records["test_acc"][best])
+    assert reg[-1] == pytest.approx(s["optimum_test_acc"] - s["incumbent_test_acc"])
+
+
+def test_bad_files_are_named_and_skipped(results, tmp_path):
+    bad = tmp_path / "bad"
+    import shutil
+
+    shutil.copytree(results, bad)
+    truncated = next(bad.rglob("summary.json"))
+    truncated.write_text(truncated.read_text()[:50])
+    foreign = bad / "other" / "summary.json"
+    foreign.parent.mkdir()
+    foreign.write_text(json.dumps({"hello": 1}))
+    assert report.main([str(bad), "--out", str(tmp_path / "o")]) == 0
+    _, problems, _ = report.write_report(bad, tmp_path / "o2")
+    text = "\n".join(problems)
+    assert str(truncated) in text and "unreadable" in text
+    assert str(foreign) in text and "not a harness run summary" in text
+
+
+def test_empty_folder_says_so(tmp_path, capsys):
+    assert report.main([str(tmp_path)]) == 2
+    assert "no finished runs" in capsys.readouterr().err
+
+
+def test_notebook_executes_on_the_results(results):
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(ROOT / "notebooks" / "analysis.ipynb", as_version=4)
+    os.environ["HARNESS_RESULTS"] = str(results)
+    try:
+        NotebookClient(
+            nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}
+        ).execute()
+    finally:
+        del os.environ["HARNESS_RESULTS"]
+    outputs = "".join(str(o.get("text", "")) for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs)
+    assert "8 finished runs" in outputs
+    images = [
+        o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs if "image/png" in o.get("data", {})
+    ]
+    assert len(images) == 3
