@@ -216,12 +216,14 @@ class Searcher(abc.ABC):
             self._asked.add(arch)
         return arch
 
-    def _unseen_uniform(self) -> Arch:
+    def _unseen_uniform(self, seen: set[Arch] | None = None) -> Arch:
+        """A uniformly random architecture not in ``seen`` (default: the asked ones); the space must have one."""
+        seen = self._asked if seen is None else seen
         for _ in range(10 * self.max_retries):
             arch = self.space.sample(self.rng)
-            if arch not in self._asked:
+            if arch not in seen:
                 return arch
-        unseen = [a for a in self.space.enumerate() if a not in self._asked]
+        unseen = [a for a in self.space.enumerate() if a not in seen]
         return unseen[int(self.rng.integers(len(unseen)))]
 
     @abc.abstractmethod

@@ -3,5 +3,6 @@
 from searchers.random_search import RandomSearch
 from searchers.regularized_evolution import RegularizedEvolution
 from searchers.reinforce import Reinforce
+from searchers.rminas import RMINAS
 
-__all__ = ["RandomSearch", "RegularizedEvolution", "Reinforce"]
+__all__ = ["RMINAS", "RandomSearch", "RegularizedEvolution", "Reinforce"]

@@ -1,0 +1,183 @@
+"""RMI: representation mutual information with a pretrained reference network (RMI-NAS, Zheng et al., CVPR 2022).
+
+A candidate is trained for a few SGD steps on one fixed mini-batch with a loss that pulls its three stage
+representations towards those of a good reference network (linear CKA per stage) plus a little cross-entropy.
+The final loss ranks candidates: low loss = high similarity to a good network. Score = minus that loss.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from harness import cifar10, seeding
+from harness.errors import ConfigError, EstimatorError
+from harness.interfaces import Estimator, EstimatorContext, EstimatorTags
+from harness.types import Arch, Estimate
+
+if TYPE_CHECKING:
+    import torch
+
+SELECTIONS = ("lowest_ce", "class_balanced", "all")
+
+
+def centered_gram(x: torch.Tensor) -> torch.Tensor:
+    """Double-centred linear Gram matrix ``H X X^T H`` of per-example features (``x`` is n x ...)."""
+    flat = x.reshape(x.shape[0], -1)
+    gram = flat @ flat.T
+    return gram - gram.mean(0, keepdim=True) - gram.mean(1, keepdim=True) + gram.mean()
+
+
+def linear_cka(kc: torch.Tensor, lc: torch.Tensor, lc_norm: torch.Tensor) -> torch.Tensor:
+    """Linear CKA (Kornblith et al., 2019) from two centred Gram matrices; ``lc_norm`` = ``||lc||_F``.
+
+    A representation that is the same for every example (e.g. the all-zero output of a cell whose output node
+    receives only ``none`` edges) carries no information: its CKA is 0, not 0/0.
+    """
+    import torch
+
+    return (kc * lc).sum() / (kc.norm().clamp_min(torch.finfo(kc.dtype).tiny) * lc_norm)
+
+
+class RMI(Estimator):
+    """Score = - (beta * sum_s w_s (1 - CKA(candidate stage s, teacher stage s)) + (1 - beta) * CE) after ``steps``
+    SGD steps on one batch, from an initialisation seeded by (estimator seed, architecture).
+
+    Args:
+        teacher: the pretrained reference network: ``resnet20`` or ``resnet56``.
+        steps: SGD steps per candidate (paper: 150).
+        batch_size: images the candidate is trained on (paper: 32).
+        pool_factor: the batch is chosen from ``pool_factor * batch_size`` random training images (paper: 16).
+        selection: ``lowest_ce`` (the batch_size images of the pool with the lowest teacher cross-entropy, ties
+            broken by image index), ``class_balanced`` (the lowest per class, round robin) or ``all`` (the pool).
+        beta: weight of the CKA term (paper: 0.8); 1 - beta weighs the cross-entropy.
+        stage_weights: weight of each of the three stages in the CKA term.
+        lr, momentum, weight_decay: SGD settings (paper: 0.1, 0.9, 5e-4).
+    """
+
+    tags = EstimatorTags(live=True, deterministic=True)
+
+    def __init__(
+        self,
+        teacher: str = "resnet20",
+        steps: int = 150,
+        batch_size: int = 32,
+        pool_factor: int = 16,
+        selection: str = "lowest_ce",
+        beta: float = 0.8,
+        stage_weights: Sequence[float] = (1.0, 1.0, 1.0),
+        lr: float = 0.1,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+    ) -> None:
+        self.teacher = teacher
+        self.steps = steps
+        self.batch_size = batch_size
+        self.pool_factor = pool_factor
+        self.selection = selection
+        self.beta = beta
+        self.stage_weights = tuple(stage_weights)
+        self.lr = lr
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+
+    def _check(self, context: EstimatorContext) -> None:
+        from harness.teachers import TEACHERS
+
+        problems = []
+        if self.teacher not in TEACHERS:
+            problems.append(f"teacher={self.teacher!r} is not one of {', '.join(TEACHERS)}")
+        if self.steps < 1:
+            problems.append(f"steps must be >= 1, got {self.steps}")
+        if self.batch_size < 2 or self.pool_factor < 1:
+            problems.append(f"batch_size must be >= 2 and pool_factor >= 1, got {self.batch_size}, {self.pool_factor}")
+        elif self.batch_size * self.pool_factor > cifar10.SPLIT_SIZES["train"]:
+            problems.append(
+                f"batch_size * pool_factor = {self.batch_size * self.pool_factor} exceeds the "
+                f"{cifar10.SPLIT_SIZES['train']} training images"
+            )
+        if self.selection not in SELECTIONS:
+            problems.append(f"selection={self.selection!r} is not one of {', '.join(SELECTIONS)}")
+        if not 0.0 <= self.beta <= 1.0:
+            problems.append(f"beta must be in [0, 1], got {self.beta}")
+        if len(self.stage_weights) != 3:
+            problems.append(f"stage_weights needs one weight per stage (3), got {list(self.stage_weights)}")
+        if context.dataset != "cifar10":
+            problems.append(
+                f"dataset {context.dataset!r}: RMI needs its images, and only CIFAR-10 is available "
+                "(rank on nb201 cifar10 or nbmacro)"
+            )
+        if problems:
+            raise ConfigError("estimator rmi: " + "; ".join(problems))
+
+    def fit(self, context: EstimatorContext) -> float:
+        """Load the teacher and the images, choose the batch, compute the teacher's stage Gram matrices once."""
+        import torch
+        import torch.nn.functional as F
+
+        from harness.teachers import load_teacher
+
+        self._check(context)
+        t0 = time.perf_counter()
+        self.context = context
+        device = context.device
+        teacher = load_teacher(self.teacher, data_dir=context.data_dir, device=device)  # eval mode, frozen
+        data = cifar10.load_split(
+            "train", cifar10.Cifar10Config(data_dir=context.data_dir, cache_dir=context.cache_dir)
+        )
+        pool = cifar10.sample_indices(self.batch_size * self.pool_factor, context.rng, split=data)
+        x, y = cifar10.get_batch(data, pool, device=device)
+        with torch.no_grad():  # in float64: in float32 many easy images have a cross-entropy of exactly 0
+            ce = F.cross_entropy(teacher(x).double(), y, reduction="none").cpu().numpy()
+        keep = self._select(ce, pool, y.cpu().numpy())
+        self.x, self.y = x[keep], y[keep]
+        self.batch_indices = pool[keep]
+        with torch.no_grad():
+            stages, _ = teacher.forward_stages(self.x)
+        self._teacher = [(lc, lc.norm()) for lc in (centered_gram(s) for s in stages)]
+        return time.perf_counter() - t0
+
+    def _select(self, ce: np.ndarray, pool: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Positions in the pool of the training batch (deterministic: ties broken by image index)."""
+        order = np.lexsort((pool, ce))  # by teacher CE, then by image index
+        if self.selection == "all":
+            return np.sort(order)
+        if self.selection == "lowest_ce":
+            return np.sort(order[: self.batch_size])
+        per_class = [[i for i in order if labels[i] == c] for c in range(10)]
+        chosen: list[int] = []
+        rank = 0
+        while len(chosen) < self.batch_size:
+            chosen += [members[rank] for members in per_class if rank < len(members)][: self.batch_size - len(chosen)]
+            rank += 1
+        return np.sort(np.array(chosen))
+
+    def estimate(self, arch: Arch) -> Estimate:
+        import torch
+        import torch.nn.functional as F
+
+        from harness.networks import build_network
+
+        ctx = self.context
+        t0 = time.perf_counter()
+        seeding.seed_torch(seeding.rng(ctx.seed, "init:" + ctx.space.format(arch)))
+        net = build_network(ctx.space.name, arch.ops, dataset=ctx.dataset).to(ctx.device).train()
+        opt = torch.optim.SGD(net.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        loss = torch.zeros(())
+        for _ in range(self.steps):
+            stages, logits = net.forward_stages(self.x)
+            cka_loss = sum(
+                w * (1 - linear_cka(centered_gram(s), lc, lc_norm))
+                for w, s, (lc, lc_norm) in zip(self.stage_weights, stages, self._teacher, strict=True)
+            )
+            loss = self.beta * cka_loss + (1 - self.beta) * F.cross_entropy(logits, self.y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        final = float(loss.detach())
+        if not np.isfinite(final):
+            raise EstimatorError(f"RMI loss diverged ({final}) within {self.steps} steps")
+        return Estimate(-final, time.perf_counter() - t0, ctx.device)

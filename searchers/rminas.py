@@ -1,0 +1,240 @@
+"""RMI-NAS search strategy: Zheng et al., "Neural Architecture Search with Representation Mutual Information",
+CVPR 2022, Section 3.3 (random-forest sampling) as implemented in MAC-AutoML/XNAS
+``xnas/algorithms/RMINAS/sampler/RF_sampling.py`` and ``scripts/search/RMINAS.py``.
+
+1. Warm-up: ask ``n_warmup`` uniformly random architectures.
+2. Fix the threshold: the ``1 - positive_quantile`` quantile of the warm-up scores (scores are "higher = better", so
+   this is the reference's ``positive_quantile`` quantile of the losses). An architecture is *positive* when its score
+   is at least the threshold.
+3. Repeat: fit a random forest on the one-hot encodings (``space.encode``) of every told architecture, labelled
+   positive/negative; draw ``n_candidates`` random architectures not asked yet and ask the one the forest finds most
+   probably positive. Stop once the forest-guided proposals have found ``n_positives`` positives (the reference's
+   ``RF_SUCC``), or the space is exhausted.
+4. Answer: a vote of the best ``top_k`` positives, per decision ("sum") or along the chain of decisions ("greedy").
+   The answer need not have been evaluated.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from harness.errors import ConfigError
+from harness.interfaces import Searcher, SearchSpace
+from harness.types import Arch
+
+MODES = ("sum", "greedy")
+
+
+class RMINAS(Searcher):
+    """Random-forest-guided sampling of architectures that score in the top ``positive_quantile`` of a warm-up.
+
+    Args:
+        space: the search space (any product of categorical decisions; only ``sample``, ``encode``, ``enumerate``,
+            ``size`` and ``choices`` are used).
+        rng: the searcher's generator; the only source of randomness (warm-up, candidates, ties, forest seed).
+        n_warmup: number of told scores that make up the warm-up; the threshold is fixed when the last one arrives.
+        positive_quantile: fraction of the warm-up scores that count as positive (0 < q < 1).
+        n_trees: trees of the :class:`sklearn.ensemble.RandomForestClassifier`.
+        n_candidates: random unseen architectures ranked by the forest per proposal (all unseen ones if fewer).
+        n_positives: stop after the forest-guided proposals found this many positives (warm-up ones do not count).
+        top_k: the best positives that vote for the answer.
+        mode: ``"sum"`` = per-decision majority; ``"greedy"`` = follow the most frequent choice of each decision
+            among the voters that agree with the choice already made for the previous decision.
+        unique: never ask an architecture twice (the warm-up then samples without replacement).
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        rng: np.random.Generator,
+        *,
+        n_warmup: int = 100,
+        positive_quantile: float = 0.05,
+        n_trees: int = 30,
+        n_candidates: int = 1000,
+        n_positives: int = 100,
+        top_k: int = 50,
+        mode: str = "sum",
+        unique: bool = True,
+    ) -> None:
+        super().__init__(space, rng, unique=unique)
+        counts = {
+            "n_warmup": n_warmup,
+            "n_trees": n_trees,
+            "n_candidates": n_candidates,
+            "n_positives": n_positives,
+            "top_k": top_k,
+        }
+        for name, value in counts.items():
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ConfigError(f"rminas: {name} must be an integer >= 1, got {value!r}")
+        if isinstance(positive_quantile, bool) or not isinstance(positive_quantile, numbers.Real):
+            raise ConfigError(f"rminas: positive_quantile must be a number in (0, 1), got {positive_quantile!r}")
+        if not 0 < positive_quantile < 1:
+            raise ConfigError(f"rminas: positive_quantile must be in (0, 1), got {positive_quantile!r}")
+        if mode not in MODES:
+            raise ConfigError(f"rminas: mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.n_warmup = int(n_warmup)
+        self.positive_quantile = float(positive_quantile)
+        self.n_trees = int(n_trees)
+        self.n_candidates = int(n_candidates)
+        self.n_positives = int(n_positives)
+        self.top_k = int(top_k)
+        self.mode = mode
+        #: the score a positive reaches; ``None`` during the warm-up
+        self.threshold: float | None = None
+        #: positives found by forest-guided proposals (the stopping counter)
+        self.n_found = 0
+        self._seen: set[Arch] = set()  # proposed or told: never a forest candidate again
+        self._features: list[np.ndarray] = []  # one row per tell (repeats included), as the reference
+        self._scores: list[float] = []
+        self._told: dict[Arch, list[float]] = {}  # every score of each told architecture, in order of first tell
+        self._forest_seed: int | None = None
+        self._forest: Any = None  # fitted RandomForestClassifier, or None when all labels are equal
+        self._constant = 0.0  # the predicted probability when all labels are equal
+        self._stale = True  # a tell arrived since the last fit
+
+    # ---------------------------------------------------------------- ask / tell
+
+    def propose(self) -> Arch | None:
+        if self.threshold is None:
+            arch = self._random_unseen() if self.unique else self.space.sample(self.rng)
+        else:
+            arch = self._guided() if self.n_found < self.n_positives else None
+        if arch is not None:
+            self._seen.add(arch)
+        return arch
+
+    def tell(self, arch: Arch, score: float) -> None:
+        score = float(score)
+        first = arch not in self._told
+        self._told.setdefault(arch, []).append(score)
+        self._seen.add(arch)
+        self._features.append(np.asarray(self.space.encode(arch), dtype=np.float32))
+        self._scores.append(score)
+        self._stale = True
+        if self.threshold is None:
+            if len(self._scores) >= self.n_warmup:
+                self.threshold = float(np.quantile(self._scores, 1.0 - self.positive_quantile))
+                self._forest_seed = int(self.rng.integers(2**31 - 1))  # one forest seed per run, as the reference
+        elif first and score >= self.threshold:
+            self.n_found += 1
+
+    @property
+    def positives(self) -> list[tuple[Arch, float]]:
+        """Distinct positive architectures with their (mean) score, best first; empty during the warm-up."""
+        if self.threshold is None:
+            return []
+        return [(a, s) for a, s in self._ranked() if s >= self.threshold]
+
+    # ---------------------------------------------------------------- sampling
+
+    def _random_unseen(self) -> Arch | None:
+        """A uniformly random architecture not proposed or told yet (``None`` if there is none)."""
+        return None if len(self._seen) >= self.space.size else self._unseen_uniform(self._seen)
+
+    def _candidates(self) -> list[Arch]:
+        """``n_candidates`` distinct random unseen architectures, or every unseen one when there are no more."""
+        n_unseen = self.space.size - len(self._seen)
+        if n_unseen <= self.n_candidates:
+            return [a for a in self.space.enumerate() if a not in self._seen]
+        picked: dict[Arch, None] = {}  # insertion-ordered, so the order depends on the rng only
+        draws = 0
+        while len(picked) < self.n_candidates and draws < 20 * self.n_candidates:
+            draws += 1
+            arch = self.space.sample(self.rng)
+            if arch not in self._seen:
+                picked[arch] = None
+        if len(picked) == self.n_candidates:
+            return list(picked)
+        unseen = [a for a in self.space.enumerate() if a not in self._seen]  # almost exhausted: draw exactly
+        chosen = self.rng.choice(len(unseen), size=self.n_candidates, replace=False)
+        return [unseen[int(i)] for i in chosen]
+
+    def _guided(self) -> Arch | None:
+        candidates = self._candidates()
+        if not candidates:
+            return None
+        proba = self._positive_probability(candidates)
+        best = np.flatnonzero(proba == proba.max())
+        return candidates[int(best[self.rng.integers(len(best))])]
+
+    def _positive_probability(self, archs: list[Arch]) -> np.ndarray:
+        if self._stale:
+            self._fit()
+        if self._forest is None:
+            return np.full(len(archs), self._constant)
+        features = np.stack([np.asarray(self.space.encode(a), dtype=np.float32) for a in archs])
+        proba = self._forest.predict_proba(features)
+        return np.asarray(proba[:, list(self._forest.classes_).index(True)])
+
+    def _fit(self) -> None:
+        """Refit the forest on every tell so far (lazily: once per proposal, after any number of tells)."""
+        from sklearn.ensemble import RandomForestClassifier
+
+        assert self.threshold is not None
+        labels = np.asarray(self._scores) >= self.threshold
+        self._stale = False
+        if labels.all() or not labels.any():  # one class: the forest cannot tell architectures apart
+            self._forest, self._constant = None, float(labels[0])
+            return
+        forest = RandomForestClassifier(n_estimators=self.n_trees, random_state=self._forest_seed)
+        self._forest = forest.fit(np.stack(self._features), labels)
+
+    # ---------------------------------------------------------------- answer
+
+    def recommend(self) -> Arch | None:
+        """The vote of the best ``top_k`` positives (the best ``top_k`` told architectures if there is no positive).
+
+        ``None`` while the warm-up is not over (no threshold, no positives): the loop then answers the best-scored
+        evaluation, as random search would.
+        """
+        if self.threshold is None:
+            return None
+        voters = (self.positives or self._ranked())[: self.top_k]
+        if not voters:
+            return None
+        ops = np.array([a.ops for a, _ in voters], dtype=np.int64)
+        scores = np.array([s for _, s in voters], dtype=np.float64)
+        return self._sum_vote(ops, scores) if self.mode == "sum" else self._greedy_vote(ops, scores)
+
+    def _ranked(self) -> list[tuple[Arch, float]]:
+        """Distinct told architectures with their mean score, best first (ties: first told first)."""
+        means = [(a, float(np.mean(s))) for a, s in self._told.items()]
+        return sorted(means, key=lambda item: -item[1])
+
+    def _sum_vote(self, ops: np.ndarray, scores: np.ndarray) -> Arch:
+        """Per decision, the choice most voters made; ties go to the larger total score of its voters, then to the
+        lower choice index (the reference sums one-hot encodings and takes the first argmax)."""
+        answer = []
+        for d, n in enumerate(self.space.choices):
+            counts = np.bincount(ops[:, d], minlength=n)
+            totals = np.bincount(ops[:, d], weights=scores, minlength=n)
+            answer.append(_best(n, counts, totals))
+        return Arch(tuple(answer))
+
+    def _greedy_vote(self, ops: np.ndarray, scores: np.ndarray) -> Arch:
+        """A path through the decisions in order (the reference's ``path_info``): start with the majority choice of
+        the first decision; for each next decision, among the voters that agree with the choice just made for the
+        previous decision, take their most frequent choice. Ties go to the choice with more voters overall at that
+        decision (the reference's one-step look-ahead), then to the larger total score of the voters that agree with
+        the path, then to the lower index."""
+        choices = self.space.choices
+        first = np.bincount(ops[:, 0], minlength=choices[0])
+        path = [_best(choices[0], first, np.bincount(ops[:, 0], weights=scores, minlength=choices[0]))]
+        for d in range(1, len(choices)):
+            n = choices[d]
+            follow = ops[:, d - 1] == path[-1]
+            counts = np.bincount(ops[follow, d], minlength=n)
+            overall = np.bincount(ops[:, d], minlength=n)
+            totals = np.bincount(ops[follow, d], weights=scores[follow], minlength=n)
+            path.append(_best(n, counts, overall, totals))
+        return Arch(tuple(path))
+
+
+def _best(n: int, *keys: np.ndarray) -> int:
+    """The index in ``range(n)`` that maximises ``keys`` lexicographically; the lowest index on a full tie."""
+    return max(range(n), key=lambda i: (*(float(k[i]) for k in keys), -i))
