@@ -79,7 +79,10 @@ def test_teacher_stays_in_eval_mode(bench):
 
     fresh = load_teacher("resnet20")
     stages, _ = fresh.forward_stages(est.x)
-    assert all(torch.allclose(centered_gram(s), lc, rtol=1e-4, atol=1e-3) for s, (lc, _) in zip(stages, est._teacher))
+    assert all(
+        torch.allclose(centered_gram(s), lc, rtol=1e-4, atol=1e-3)
+        for s, (lc, _) in zip(stages, est._teacher, strict=True)
+    )
 
 
 def test_scores_do_not_depend_on_evaluation_order(bench):
