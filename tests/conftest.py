@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,7 @@ from omegaconf import DictConfig, open_dict
 from harness import paths
 from harness.config import register
 from harness.errors import OutOfDomainError
-from harness.interfaces import EstimatorContext
+from harness.interfaces import EstimatorContext, Searcher
 from harness.spaces.toy import ToySpace
 from harness.types import Arch, Observation
 
@@ -98,6 +98,18 @@ def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     cache = tmp_path / "cache"
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(cache))
     yield cache
+
+
+def drive(searcher: Searcher, score: Callable[[Arch], float], n: int) -> list[Arch]:
+    """Ask/tell ``searcher`` up to ``n`` times with ``score``; returns the asked architectures."""
+    asked = []
+    for _ in range(n):
+        arch = searcher.ask()
+        if arch is None:
+            break
+        asked.append(arch)
+        searcher.tell(arch, score(arch))
+    return asked
 
 
 def finite(x: float) -> bool:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
@@ -18,7 +16,7 @@ from harness.spaces.nb201 import NB201Space
 from harness.spaces.toy import ToySpace
 from harness.types import Arch
 from searchers.rminas import RMINAS
-from tests.conftest import CONF, ToyBenchmark, toy_context
+from tests.conftest import CONF, ToyBenchmark, drive, toy_context
 
 NB201 = NB201Space()
 TOY = ToySpace()
@@ -31,17 +29,6 @@ def n_conv(arch: Arch) -> float:
 
 def rminas(space: SearchSpace = NB201, seed: int = 0, **hparams: object) -> RMINAS:
     return RMINAS(space, np.random.default_rng(seed), **hparams)  # type: ignore[arg-type]
-
-
-def drive(searcher: RMINAS, score: Callable[[Arch], float], n: int) -> list[Arch]:
-    asked = []
-    for _ in range(n):
-        arch = searcher.ask()
-        if arch is None:
-            break
-        asked.append(arch)
-        searcher.tell(arch, score(arch))
-    return asked
 
 
 def tell_all(searcher: RMINAS, table: dict[str, float]) -> None:

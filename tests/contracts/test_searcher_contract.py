@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
@@ -11,9 +13,13 @@ from harness.budget import Budget
 from harness.experiment import build
 from harness.interfaces import Searcher
 from harness.types import Arch
-from tests.conftest import CONF, ToyBenchmark, plugin_names, toy_context
+from tests.conftest import CONF, ToyBenchmark, drive, plugin_names, toy_context
 
 SEARCHERS = plugin_names("searcher")
+
+
+def score(bench: ToyBenchmark) -> Callable[[Arch], float]:
+    return lambda arch: bench.query(arch).valid_acc
 
 
 def make(name: str, seed: int = 0, **overrides: object) -> Searcher:
@@ -26,17 +32,6 @@ def make(name: str, seed: int = 0, **overrides: object) -> Searcher:
     return searcher
 
 
-def drive(searcher: Searcher, bench: ToyBenchmark, n: int) -> list[Arch]:
-    asked = []
-    for _ in range(n):
-        arch = searcher.ask()
-        if arch is None:
-            break
-        asked.append(arch)
-        searcher.tell(arch, bench.query(arch).valid_acc)
-    return asked
-
-
 def test_every_searcher_has_a_config():
     assert {"rs", "rea", "rl"} <= set(SEARCHERS)
 
@@ -45,7 +40,7 @@ def test_every_searcher_has_a_config():
 def test_asks_valid_architectures(name):
     bench = ToyBenchmark()
     searcher = make(name)
-    asked = drive(searcher, bench, 200)
+    asked = drive(searcher, score(bench), 200)
     assert len(asked) == (min(200, bench.space.size) if searcher.unique else 200)
     assert all(bench.space.is_valid(a) for a in asked)
 
@@ -54,7 +49,7 @@ def test_asks_valid_architectures(name):
 def test_unique_never_repeats_and_exhausts_the_space(name):
     bench = ToyBenchmark()
     searcher = make(name, unique=True)
-    asked = drive(searcher, bench, 1000)
+    asked = drive(searcher, score(bench), 1000)
     assert len(asked) == len(set(asked)) == bench.space.size
     assert searcher.ask() is None
 
@@ -62,7 +57,7 @@ def test_unique_never_repeats_and_exhausts_the_space(name):
 @pytest.mark.parametrize("name", SEARCHERS)
 def test_same_seed_same_trajectory_other_seed_differs(name):
     bench = ToyBenchmark()
-    a, b, c = (drive(make(name, seed), bench, 50) for seed in (3, 3, 4))
+    a, b, c = (drive(make(name, seed), score(bench), 50) for seed in (3, 3, 4))
     assert a == b
     assert a != c
 
@@ -95,6 +90,6 @@ def test_ask_again_before_tell_is_allowed(name):
 def test_learning_searchers_beat_random_on_the_toy_table(name):
     """On the toy table (score grows with every op index) a learner finds better architectures than chance."""
     bench = ToyBenchmark()
-    late = [bench.query(a).valid_acc for a in drive(make(name), bench, 300)[200:]]
-    rand = [bench.query(a).valid_acc for a in drive(make("rs"), bench, 300)[200:]]
+    late = [bench.query(a).valid_acc for a in drive(make(name), score(bench), 300)[200:]]
+    rand = [bench.query(a).valid_acc for a in drive(make("rs"), score(bench), 300)[200:]]
     assert np.mean(late) > np.mean(rand) + 5
