@@ -7,6 +7,8 @@ was cached. Failed evaluations are not stored: they are recomputed next time.
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
 import sqlite3
 import time
@@ -18,7 +20,7 @@ from harness.types import Arch, Estimate
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scores (
-    estimator TEXT NOT NULL,      -- canonical JSON of the estimator's name and parameters
+    estimator TEXT NOT NULL,      -- canonical JSON of the estimator's parameters and code version
     benchmark TEXT NOT NULL,
     dataset   TEXT NOT NULL,
     arch      TEXT NOT NULL,
@@ -32,9 +34,15 @@ CREATE TABLE IF NOT EXISTS scores (
 """
 
 
-def estimator_key(name: str, params: dict[str, Any]) -> str:
-    """Canonical id of an estimator configuration: its name and every parameter, as sorted JSON."""
-    return json.dumps({"name": name, **params}, sort_keys=True, separators=(",", ":"))
+def estimator_key(params: dict[str, Any], estimator: object | None = None) -> str:
+    """Canonical id of what an estimator computes: every parameter of its config (``_target_`` included, its
+    cosmetic ``name`` not) and, given the ``estimator`` object, a hash of the source file that defines it, so that a
+    changed implementation never serves old scores."""
+    key: dict[str, Any] = {k: v for k, v in params.items() if k != "name"}
+    if estimator is not None:
+        source = Path(inspect.getfile(type(estimator))).read_bytes()
+        key["code"] = hashlib.sha1(source).hexdigest()[:12]
+    return json.dumps(key, sort_keys=True, separators=(",", ":"))
 
 
 class ScoreCache:

@@ -105,9 +105,11 @@ def run_job(cfg: DictConfig, job_dir: Path) -> list[Path]:
     searcher_name, make_searcher = build(cfg.searcher) if cfg.task == "search" else (None, None)
     config = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(config, dict)
-    live = make_estimator().tags.live
-    cache = ScoreCache(paths.cache_dir(cfg.cache_dir) / "scores.sqlite") if cfg.score_cache and live else None
-    cache_key = estimator_key(estimator_name, {k: v for k, v in config["estimator"].items() if k != "name"})
+    probe = make_estimator()
+    cache = (
+        ScoreCache(paths.cache_dir(cfg.cache_dir) / "scores.sqlite") if cfg.score_cache and probe.tags.live else None
+    )
+    cache_key = estimator_key(config["estimator"], probe)
     budget = Budget(cfg.budget.max_evals, cfg.budget.max_cost_s) if cfg.task == "search" else None
     if cfg.task == "rank" and cfg.archs:
         archs, draws = [benchmark.space.parse(text) for text in cfg.archs], len(cfg.archs)

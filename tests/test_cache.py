@@ -29,15 +29,16 @@ class Counting(Estimator):
 
 def test_round_trip_and_key(tmp_path):
     cache = ScoreCache(tmp_path / "s.sqlite")
-    key = estimator_key("zero_cost", {"proxy": "snip", "batch_size": 64})
-    assert key == estimator_key("zero_cost", {"batch_size": 64, "proxy": "snip"})
+    key = estimator_key({"name": "snip", "proxy": "snip", "batch_size": 64})
+    assert key == estimator_key({"batch_size": 64, "proxy": "snip", "name": "zero_cost"})  # the name is cosmetic
     cache.put(key, "nb201", "cifar10", "abc", 0, Estimate(1.5, 0.25, "cpu"))
     cache.put(key, "nb201", "cifar10", "abc", 0, Estimate(9.0, 9.0, "cuda"))  # the first write wins
     assert cache.get(key, "nb201", "cifar10", "abc", 0) == Estimate(1.5, 0.25, "cpu")
-    other = estimator_key("zero_cost", {"proxy": "snip", "batch_size": 32})
+    other = estimator_key({"proxy": "snip", "batch_size": 32})
     assert cache.get(other, "nb201", "cifar10", "abc", 0) is None
     assert cache.get(key, "nb201", "cifar10", "abc", 1) is None
     assert len(cache) == 1
+    assert '"code":' in estimator_key({}, Counting())  # the implementation is part of the key
 
 
 def _writer(path: str, worker: int) -> None:

@@ -14,7 +14,12 @@ from harness.experiment import build
 from harness.interfaces import Estimator, EstimatorContext
 from tests.conftest import CONF, ROOT, plugin_names
 
-ESTIMATORS = plugin_names("estimator")
+#: estimator configs that define an estimator; the others re-parameterise one of these (``defaults: [base]``) and
+#: are checked by ``test_aliases_compose``
+ESTIMATORS = [
+    n for n in plugin_names("estimator") if "defaults" not in OmegaConf.load(CONF / "estimator" / f"{n}.yaml")
+]
+ALIASES = sorted(set(plugin_names("estimator")) - set(ESTIMATORS))
 #: settings that keep the contract fast for estimators whose defaults take seconds per architecture
 TEST_SIZE = {"rmi": {"steps": 4, "batch_size": 16, "pool_factor": 2}}
 
@@ -67,6 +72,18 @@ def test_scores_rank_better_architectures_higher(name, bench):
 
     tau = kendall_tau([est.estimate(a).score for a in archs], [bench.test_accuracy(a) for a in archs])
     assert tau > 0.2, f"{name}: higher score must mean predicted better (tau={tau:.2f})"
+
+
+@pytest.mark.parametrize("name", ALIASES)
+def test_aliases_compose(name, tmp_path):
+    """``estimator=<alias>`` composes to its base estimator with the alias's name (used for folders and reports)."""
+    from tests.conftest import compose_cfg
+
+    cfg = compose_cfg([f"estimator={name}"], tmp_path)
+    assert cfg.estimator.name == name
+    assert OmegaConf.load(CONF / "estimator" / f"{name}.yaml").defaults[0] in ESTIMATORS
+    built_name, factory = build(cfg.estimator)
+    assert built_name == name and isinstance(factory(), Estimator)
 
 
 def test_no_plugin_can_reach_test_accuracy():
