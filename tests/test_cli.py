@@ -166,3 +166,49 @@ def test_a_finished_run_of_another_config_is_not_silently_reused(tmp_path, nb201
     other = compose_cfg(["searcher=rs", "budget.max_cost_s=5000", "progress=false"], tmp_path)
     with pytest.raises(HarnessError, match="another config \\(differs in: budget\\)"):
         run_job(other, tmp_path / "job")
+
+
+def test_live_rank_reuses_cached_scores_and_charges_their_cost(tmp_path, nb201_csv):
+    args = ["task=rank", "estimator=params", "n_archs=12", "progress=false", f"cache_dir={tmp_path / 'cache'}"]
+    first = cli(*args, "experiment_name=a", tmp_path=tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = cli(*args, "experiment_name=b", tmp_path=tmp_path)
+    assert again.returncode == 0, again.stderr
+    folders = [next((tmp_path / "results" / e).rglob("summary.json")).parent for e in "ab"]
+    a, b = (storage.read_summary(f) for f in folders)
+    assert a["n_cache_hits"] == 0 and b["n_cache_hits"] == 12
+    costs = [storage.read_records(f)["cost_s"].tolist() for f in folders]
+    assert costs[0] == costs[1] and sum(costs[0]) > 0  # hits charge the recorded cost
+    assert b["kendall_tau_test"] == a["kendall_tau_test"]
+    assert a["cost_unit"] == "measured wall seconds on cpu"
+
+
+def test_killed_sweep_resumes(tmp_path, nb201_csv):
+    import signal
+    import time
+
+    args = [
+        sys.executable,
+        "-m",
+        "harness",
+        "-m",
+        "searcher=rs,rea,rl",
+        "seed=0,1,2,3",
+        *FAST,
+        f"results_dir={tmp_path / 'results'}",
+    ]
+    proc = subprocess.Popen(
+        args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.rglob("summary.json"))) < 3 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("summary.json")}
+    assert len(finished) >= 3
+    again = cli("-m", "searcher=rs,rea,rl", "seed=0,1,2,3", *FAST, tmp_path=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("already finished") == len(finished)
+    assert all(p.stat().st_mtime_ns == t for p, t in finished.items())
+    assert len(list(tmp_path.rglob("summary.json"))) == 12
