@@ -112,5 +112,12 @@ def drive(searcher: Searcher, score: Callable[[Arch], float], n: int) -> list[Ar
     return asked
 
 
+def reproducible_part(records_csv: Path) -> str:
+    """``records.csv`` without its ``wall_s`` column (real time is never reproducible; everything else must be)."""
+    import pandas as pd
+
+    return pd.read_csv(records_csv, keep_default_na=False).drop(columns="wall_s").to_csv(index=False)
+
+
 def finite(x: float) -> bool:
     return isinstance(x, float) and math.isfinite(x)
