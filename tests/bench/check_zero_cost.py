@@ -20,7 +20,8 @@ images, one initialisation per architecture) and the script prints, per proxy:
 
 Correlations use the architectures where both scores are finite. Slow on a CPU (about a second per
 architecture and gradient proxy): use ``--limit`` for quick looks and ``nohup`` for the full run. On a shared
-machine, ``--threads 1`` avoids the large slow-downs of oversubscribed OpenMP threads.
+machine, ``--threads 1`` avoids the large slow-downs of oversubscribed OpenMP threads. ``--resume`` continues
+an interrupted run from its ``--out`` file.
 """
 
 from __future__ import annotations
@@ -99,6 +100,25 @@ def summary_line(
     return line
 
 
+Done = dict[tuple[int, tuple[str, int]], tuple[float, float]]
+
+
+def previous_scores(path: Path, keys: list[tuple[str, int]]) -> Done:
+    """(score, seconds) per (architecture index, (proxy, seed)) already in an ``--out`` file; a cell counts as
+    computed when its time is there (a NaN score can be a result)."""
+    if not path.is_file():
+        return {}
+    old = pd.read_csv(path)
+    done: Done = {}
+    for proxy, seed in keys:
+        col = f"{proxy}_seed{seed}"
+        if f"{col}_time_s" in old:
+            for idx, score, cost in zip(old["index"], old[col], old[f"{col}_time_s"], strict=True):
+                if np.isfinite(cost):
+                    done[int(idx), (proxy, seed)] = (float(score), float(cost))
+    return done
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--proxies", nargs="+", default=list(PROXIES), choices=list(PROXIES))
@@ -110,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--out", type=Path, default=None, help="write per-architecture scores to this CSV")
     parser.add_argument("--every", type=int, default=50, help="print the table every N archs (0: never)")
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the scores in --out (same settings), compute the rest"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         import torch
@@ -128,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         f"batch {args.batch_size}; estimator seed(s) {', '.join(map(str, seeds))}; device {args.device}",
         flush=True,
     )
+    done = previous_scores(args.out, list(estimators)) if args.resume and args.out else {}
     handle = args.out.open("w", newline="") if args.out else None
     writer = csv.writer(handle) if handle else None
     if writer:
@@ -159,8 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     for i, row in enumerate(ref.itertuples(index=False)):
         arch = SPACE.parse(row.arch)
         for key, est in estimators.items():
-            e = est.estimate(arch)
-            scores[key][i], costs[key][i] = e.score, e.cost_s
+            if (row.index, key) in done:
+                scores[key][i], costs[key][i] = done[row.index, key]
+            else:
+                e = est.estimate(arch)
+                scores[key][i], costs[key][i] = e.score, e.cost_s
         if writer and handle:
             values = [v for key in estimators for v in (scores[key][i], costs[key][i])]
             writer.writerow([row.index, row.arch, *values])
