@@ -8,7 +8,7 @@ The final loss ranks candidates: low loss = high similarity to a good network. S
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import torch
 
 SELECTIONS = ("lowest_ce", "class_balanced", "all")
+TRAJECTORY_COLUMNS = ("loss", "gap1", "gap2", "gap3", "ce", "seconds")
 
 
 def centered_gram(x: torch.Tensor) -> torch.Tensor:
@@ -155,29 +156,47 @@ class RMI(Estimator):
             rank += 1
         return np.sort(np.array(chosen))
 
-    def estimate(self, arch: Arch) -> Estimate:
+    def _train(self, arch: Arch) -> Iterator[tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]]:
+        """Train a fresh candidate, yielding after each SGD step k = 1..steps its loss at step k (the loss that
+        ``steps=k`` reads out), the three stages' ``1 - CKA`` and the cross-entropy (tensors, not synchronised)."""
         import torch
         import torch.nn.functional as F
 
         from harness.networks import build_network
 
         ctx = self.context
-        t0 = time.perf_counter()
         seeding.seed_torch(seeding.rng(ctx.seed, "init:" + ctx.space.format(arch)))
         net = build_network(ctx.space.name, arch.ops, dataset=ctx.dataset).to(ctx.device).train()
         opt = torch.optim.SGD(net.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
-        loss = torch.zeros(())
         for _ in range(self.steps):
             stages, logits = net.forward_stages(self.x)
-            cka_loss = sum(
-                w * (1 - linear_cka(centered_gram(s), lc, lc_norm))
-                for w, s, (lc, lc_norm) in zip(self.stage_weights, stages, self._teacher, strict=True)
-            )
-            loss = self.beta * cka_loss + (1 - self.beta) * F.cross_entropy(logits, self.y)
+            gaps = [
+                1 - linear_cka(centered_gram(s), lc, lc_norm)
+                for s, (lc, lc_norm) in zip(stages, self._teacher, strict=True)
+            ]
+            ce = F.cross_entropy(logits, self.y)
+            loss = self.beta * sum(w * g for w, g in zip(self.stage_weights, gaps, strict=True)) + (1 - self.beta) * ce
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        final = float(loss.detach())
+            yield loss.detach(), [g.detach() for g in gaps], ce.detach()
+
+    def estimate(self, arch: Arch) -> Estimate:
+        t0 = time.perf_counter()
+        *_, (loss, _, _) = self._train(arch)
+        final = float(loss)
         if not np.isfinite(final):
             raise EstimatorError(f"RMI loss diverged ({final}) within {self.steps} steps")
-        return Estimate(-final, time.perf_counter() - t0, ctx.device)
+        return Estimate(-final, time.perf_counter() - t0, self.context.device)
+
+    def trajectory(self, arch: Arch) -> np.ndarray:
+        """The whole run of :meth:`estimate`, recorded: one row per step k = 1..steps with columns
+        :data:`TRAJECTORY_COLUMNS` (loss, 1 - CKA of each stage, cross-entropy, wall seconds since the start).
+        Row k - 1 holds exactly what ``steps=k`` scores (``-loss``) and costs (``seconds``), because the first k
+        steps of a run do not depend on how many follow. Synchronises every step: for studies, not for search."""
+        t0 = time.perf_counter()
+        rows = [
+            [float(loss), *(float(g) for g in gaps), float(ce), time.perf_counter() - t0]
+            for loss, gaps, ce in self._train(arch)
+        ]
+        return np.array(rows)

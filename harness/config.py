@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+CONF = Path(__file__).resolve().parent.parent / "conf"
 
 
 @dataclass
@@ -37,6 +40,10 @@ class HarnessConfig:
     #: task=rank: number of pairwise non-isomorphic architectures, and the seed of that sample
     n_archs: int = 100
     sample_seed: int = 0
+    #: task=rank: draw the sample from one fixed half of the space (halves by a hash of the architecture's
+    #: isomorphism class): "select" to choose an estimator's settings, "report" to measure them on unseen
+    #: architectures; "all" = the whole space
+    split: str = "all"
     #: task=rank: score exactly these architecture strings instead of a random sample
     archs: list[str] | None = None
     #: torch device for live estimators: auto (CUDA when present), cpu, cuda, cuda:1, ...
@@ -65,3 +72,13 @@ def register() -> None:
     ConfigStore.instance().store(name="harness_schema", node=HarnessConfig)
     if not OmegaConf.has_resolver("run_name"):
         OmegaConf.register_new_resolver("run_name", _run_name)
+
+
+def compose(overrides: list[str]) -> DictConfig:
+    """The job config ``python -m harness OVERRIDES`` would run, composed without starting a Hydra app."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    register()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=overrides)

@@ -20,8 +20,8 @@ from harness import loop, paths, seeding, storage
 from harness.budget import Budget
 from harness.cache import CachedEstimator, ScoreCache, estimator_key
 from harness.errors import ConfigError
-from harness.interfaces import EstimatorContext
-from harness.types import RunResult
+from harness.interfaces import Benchmark, EstimatorContext, SearchSpace
+from harness.types import Arch, RunResult
 
 TASKS = ("search", "rank")
 log = logging.getLogger("harness")
@@ -93,6 +93,31 @@ def _finished(folder: Path, config: dict[str, Any]) -> bool:
     return True
 
 
+def rank_sample(cfg: DictConfig, space: SearchSpace) -> tuple[list[Arch], int]:
+    """The architectures a rank job scores (``archs``, else the ``split`` sample of ``n_archs`` of ``sample_seed``)
+    and the number of draws that took."""
+    if cfg.archs:
+        return [space.parse(text) for text in cfg.archs], len(cfg.archs)
+    return loop.sample_distinct(space, cfg.n_archs, seeding.rng(cfg.sample_seed, "rank-sample"), cfg.split)
+
+
+def estimator_context(
+    cfg: DictConfig, benchmark_name: str, benchmark: Benchmark, estimator_seed: int, live: bool
+) -> EstimatorContext:
+    """What an estimator of this job sees: its space, data, device and seeded rng."""
+    return EstimatorContext(
+        space=benchmark.space,
+        benchmark=benchmark_name,
+        dataset=benchmark.dataset,
+        query=benchmark.query,
+        rng=seeding.rng(estimator_seed, "estimator"),
+        seed=estimator_seed,
+        device=resolve_device(cfg.device, live),
+        data_dir=cfg.data_dir,
+        cache_dir=cfg.cache_dir,
+    )
+
+
 def run_job(cfg: DictConfig, job_dir: Path) -> list[Path]:
     """Run the task of ``cfg`` for each of its seeds and write one folder per seed; returns the folders."""
     if cfg.task not in TASKS:
@@ -111,10 +136,8 @@ def run_job(cfg: DictConfig, job_dir: Path) -> list[Path]:
     )
     cache_key = estimator_key(config["estimator"], probe)
     budget = Budget(cfg.budget.max_evals, cfg.budget.max_cost_s) if cfg.task == "search" else None
-    if cfg.task == "rank" and cfg.archs:
-        archs, draws = [benchmark.space.parse(text) for text in cfg.archs], len(cfg.archs)
-    elif cfg.task == "rank":
-        archs, draws = loop.sample_distinct(benchmark.space, cfg.n_archs, seeding.rng(cfg.sample_seed, "rank-sample"))
+    if cfg.task == "rank":
+        archs, draws = rank_sample(cfg, benchmark.space)
     seeds = range(cfg.seed, cfg.seed + cfg.n_seeds)
     folders = []
     bar = loop._progress(len(seeds), "run", cfg.progress and len(seeds) > 1)
@@ -129,19 +152,8 @@ def run_job(cfg: DictConfig, job_dir: Path) -> list[Path]:
             estimator = make_estimator()
             if cache is not None:
                 estimator = CachedEstimator(estimator, cache, cache_key)
-            device = resolve_device(cfg.device, estimator.tags.live)
             estimator_seed = seed if cfg.task == "rank" else cfg.estimator_seed
-            context = EstimatorContext(
-                space=benchmark.space,
-                benchmark=benchmark_name,
-                dataset=benchmark.dataset,
-                query=benchmark.query,
-                rng=seeding.rng(estimator_seed, "estimator"),
-                seed=estimator_seed,
-                device=device,
-                data_dir=cfg.data_dir,
-                cache_dir=cfg.cache_dir,
-            )
+            context = estimator_context(cfg, benchmark_name, benchmark, estimator_seed, estimator.tags.live)
             progress = cfg.progress and len(seeds) == 1
             started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
             if cfg.task == "search":

@@ -6,6 +6,7 @@ architectures and compares the scores with ground truth. Both record every evalu
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Iterable
@@ -172,8 +173,22 @@ def search(
     return RunResult(tuple(records), summary)
 
 
-def sample_distinct(space: SearchSpace, n: int, rng: np.random.Generator) -> tuple[list[Arch], int]:
-    """``n`` random architectures that are pairwise non-isomorphic, and the number of draws it took."""
+SPLITS = ("all", "select", "report")
+
+
+def split_of(space: SearchSpace, arch: Arch) -> str:
+    """The fixed half of the space ``arch`` belongs to, ``select`` or ``report`` (a hash of its isomorphism
+    class, so isomorphic architectures share a half and every sample of one half is disjoint from the other)."""
+    digest = hashlib.sha1(space.iso_key(arch).encode()).digest()
+    return "select" if digest[0] % 2 == 0 else "report"
+
+
+def sample_distinct(space: SearchSpace, n: int, rng: np.random.Generator, split: str = "all") -> tuple[list[Arch], int]:
+    """``n`` random architectures that are pairwise non-isomorphic, from the half ``split`` of the space (see
+    :func:`split_of`; ``all``: anywhere), and the number of draws it took. The ``split`` sample of a seed is the
+    sequence of that half's members in the ``all`` sample of the same seed."""
+    if split not in SPLITS:
+        raise ConfigError(f"split={split!r} is not one of {', '.join(SPLITS)}")
     seen: set[str] = set()
     archs: list[Arch] = []
     draws = 0
@@ -183,7 +198,7 @@ def sample_distinct(space: SearchSpace, n: int, rng: np.random.Generator) -> tup
             raise ConfigError(f"could not find {n} non-isomorphic architectures in {space.name}; ask for fewer")
         arch = space.sample(rng)
         key = space.iso_key(arch)
-        if key not in seen:
+        if key not in seen and (split == "all" or split_of(space, arch) == split):
             seen.add(key)
             archs.append(arch)
     return archs, draws

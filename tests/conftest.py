@@ -8,18 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
 from harness import paths
-from harness.config import register
+from harness.config import CONF, compose
 from harness.errors import OutOfDomainError
 from harness.interfaces import EstimatorContext, Searcher
 from harness.spaces.toy import ToySpace
 from harness.types import Arch, Observation
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
 
 
 class ToyBenchmark:
@@ -79,9 +77,7 @@ def nb201_csv(data_dir: Path) -> Path:
 
 def compose_cfg(overrides: list[str], tmp_path: Path) -> DictConfig:
     """The real config, composed with ``overrides``, writing results under ``tmp_path``, no progress bars."""
-    register()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides, return_hydra_config=False)
+    cfg = compose(overrides)
     with open_dict(cfg):
         cfg.results_dir = str(tmp_path / "results")
         cfg.progress = False

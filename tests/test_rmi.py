@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from estimators.rmi import RMI, centered_gram, linear_cka
+from estimators.rmi import RMI, TRAJECTORY_COLUMNS, centered_gram, linear_cka
 from harness.benchmarks import NB201
 from harness.errors import ConfigError, EstimatorError
 from harness.interfaces import EstimatorContext
@@ -126,3 +126,41 @@ def test_divergence_is_an_estimator_error(bench):
         est.estimate(
             bench.space.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|none~0|none~1|nor_conv_3x3~2|")
         )
+
+
+def test_trajectory_row_k_is_what_steps_k_scores(bench):
+    arch = bench.space.parse(
+        "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|skip_connect~0|avg_pool_3x3~1|nor_conv_3x3~2|"
+    )
+    est = RMI(**{**TINY, "steps": 6})
+    est.fit(ctx(bench))
+    rows = est.trajectory(arch)
+    assert rows.shape == (6, len(TRAJECTORY_COLUMNS)) and np.all(np.diff(rows[:, -1]) > 0)
+    assert est.estimate(arch).score == -rows[-1, 0]
+    short = RMI(**{**TINY, "steps": 3})
+    short.fit(ctx(bench))
+    assert short.estimate(arch).score == -rows[2, 0]
+    loss, gaps, ce = rows[:, 0], rows[:, 1:4], rows[:, 4]
+    np.testing.assert_allclose(loss, est.beta * gaps.sum(1) + (1 - est.beta) * ce, rtol=1e-5)
+
+
+def test_trajectory_study_fills_the_cache_that_rank_jobs_read(nb201_csv, tmp_path):
+    from harness.experiment import run_job
+    from harness.storage import read_summary
+    from studies import rmi_trajectories
+    from tests.conftest import compose_cfg
+
+    overrides = ["n_archs=3", "estimator.steps=4", "estimator.batch_size=8", "estimator.pool_factor=2"]
+    overrides += [f"cache_dir={tmp_path / 'cache'}"]
+    out = tmp_path / "traj.csv"
+    assert rmi_trajectories.main([str(out), "--cache-steps", "2", *overrides]) == 0
+    assert rmi_trajectories.main([str(out), *overrides]) == 0  # resumed: nothing left to do, nothing appended
+    rows = np.genfromtxt(out, delimiter=",", names=True, dtype=None, encoding=None)
+    assert len(rows) == 3 * 4 and sorted(set(rows["step"])) == [1, 2, 3, 4]
+    for steps in (2, 4):
+        cfg = compose_cfg(["task=rank", "estimator=rmi", *overrides, f"estimator.steps={steps}"], tmp_path / str(steps))
+        (folder,) = run_job(cfg, tmp_path / str(steps) / "run")
+        summary = read_summary(folder)
+        assert summary["n_cache_hits"] == 3
+        at = rows[rows["step"] == steps]
+        assert summary["total_cost_s"] - summary["fit_cost_s"] == pytest.approx(at["seconds"].sum())

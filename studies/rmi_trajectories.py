@@ -1,0 +1,103 @@
+"""Record RMI's training trajectories on a rank sample, and cache what every shorter run would have scored.
+
+    python -m studies.rmi_trajectories OUT.csv [--cache-steps 10,25,50,100] [harness overrides ...]
+    python -m studies.rmi_trajectories results/studies/rmi/seed0.csv --cache-steps 10,25,50,100 n_archs=200
+
+Runs the rank job of ``task=rank estimator=rmi OVERRIDES`` (same sample, same estimator seed, same batch as
+``python -m harness`` would use), but with :meth:`estimators.rmi.RMI.trajectory`: one row per (architecture, step)
+with the loss, each stage's ``1 - CKA``, the cross-entropy and the wall seconds since the start. The first k steps
+of a run do not depend on how many follow, so row k is exactly what ``estimator.steps=k`` scores and costs; each
+finished architecture's scores for ``steps`` and every ``--cache-steps`` value go to the shared score cache, and a
+later ``python -m harness -m task=rank estimator=rmi estimator.steps=10,25,... `` re-uses them, charged what they
+cost here. Resumable: architectures already in OUT.csv are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from estimators.rmi import RMI, TRAJECTORY_COLUMNS
+from harness import paths
+from harness.cache import ScoreCache, estimator_key
+from harness.config import compose
+from harness.errors import ConfigError
+from harness.experiment import build, estimator_context, rank_sample
+from harness.loop import split_of
+from harness.types import Estimate
+
+HEADER = ("index", "arch", "split", "step", *TRAJECTORY_COLUMNS)
+
+
+def done_archs(path: Path, steps: int) -> set[str]:
+    """Architectures whose whole trajectory is already in ``path``."""
+    if not path.exists():
+        return set()
+    with path.open() as f:
+        return {row["arch"] for row in csv.DictReader(f) if int(row["step"]) == steps}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", type=Path, help="CSV of trajectories (appended to; resumable)")
+    parser.add_argument("--cache-steps", default="", help="comma-separated shorter step counts to cache as well")
+    parser.add_argument("overrides", nargs="*", help="harness overrides, e.g. n_archs=200 seed=1")
+    args = parser.parse_intermixed_args(argv)
+
+    cfg = compose(["task=rank", "estimator=rmi", *args.overrides])
+    name, make = build(cfg.estimator)
+    estimator = make()
+    if not isinstance(estimator, RMI):
+        raise ConfigError(f"estimator {name!r} is not RMI")
+    params = OmegaConf.to_container(cfg.estimator, resolve=True)
+    assert isinstance(params, dict)
+    steps = sorted({estimator.steps, *(int(k) for k in args.cache_steps.split(",") if k)})
+    if steps[0] < 1 or steps[-1] > estimator.steps:
+        raise ConfigError(f"--cache-steps must lie in 1..{estimator.steps} (estimator.steps), got {steps}")
+    keys = {k: estimator_key({**params, "steps": k}, estimator) for k in steps}
+
+    benchmark_name, make_benchmark = build(cfg.benchmark)
+    benchmark = make_benchmark().load()
+    archs, _ = rank_sample(cfg, benchmark.space)
+    context = estimator_context(cfg, benchmark_name, benchmark, cfg.seed, live=True)
+    cache = ScoreCache(paths.cache_dir(cfg.cache_dir) / "scores.sqlite")
+    done = done_archs(args.out, estimator.steps)
+    print(f"{len(archs)} architectures, {len(done)} done; fit ...", flush=True)
+    estimator.fit(context)
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    new = not args.out.exists()
+    with args.out.open("a", newline="") as handle:
+        writer = csv.writer(handle)
+        if new:
+            writer.writerow(HEADER)
+        for index, arch in enumerate(archs):
+            text = benchmark.space.format(arch)
+            if text in done:
+                continue
+            rows = estimator.trajectory(arch)
+            split = split_of(benchmark.space, arch)
+            writer.writerows([index, text, split, step, *row] for step, row in enumerate(rows, start=1))
+            handle.flush()
+            for k in steps:
+                loss, seconds = rows[k - 1, 0], rows[k - 1, -1]
+                if loss == loss and abs(loss) != float("inf"):
+                    cache.put(
+                        keys[k],
+                        benchmark_name,
+                        benchmark.dataset,
+                        text,
+                        cfg.seed,
+                        Estimate(-loss, seconds, context.device),
+                    )
+            print(f"{index + 1}/{len(archs)} loss {rows[-1, 0]:.4f} {rows[-1, -1]:.1f} s", flush=True)
+    cache.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
