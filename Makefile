@@ -28,7 +28,7 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q -m "not bench and not gpu"
 
 bench: $(STAMP)
-	$(PY) -m pytest tests/bench -o addopts="" -m bench --benchmark-columns=min,median,max,rounds -p no:randomly
+	$(PY) -m pytest tests/bench -o addopts="" -m bench -s --benchmark-columns=min,median,max,rounds -p no:randomly
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

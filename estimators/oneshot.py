@@ -16,13 +16,11 @@ Checkpoints: ``<cache_dir>/oneshot/<hash>/supernet.pt`` with ``hash`` = :meth:`O
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import hashlib
 import json
 import logging
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,7 +34,7 @@ from harness import cifar10, seeding
 from harness.errors import ConfigError, EstimatorError
 from harness.interfaces import Estimator, EstimatorContext, EstimatorTags
 from harness.networks.supernet import Supernet, build_supernet
-from harness.paths import cache_dir
+from harness.paths import cache_dir, write_atomic
 from harness.types import Arch, Estimate
 
 log = logging.getLogger(__name__)
@@ -121,22 +119,6 @@ def accuracy(net: nn.Module, x: Tensor, y: Tensor) -> float:
         for i in range(0, len(y), _EVAL_CHUNK):
             correct += int((net(x[i : i + _EVAL_CHUNK]).argmax(1) == y[i : i + _EVAL_CHUNK]).sum())
     return 100.0 * correct / len(y)
-
-
-def _save_atomic(path: Path, obj: dict[str, Any]) -> None:
-    """``torch.save`` to a temporary file next to ``path``, then ``os.replace`` it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the cache is not secret
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 class OneShot(Estimator):
@@ -368,7 +350,7 @@ class OneShot(Estimator):
                 "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(),
             }
-            _save_atomic(path, state)
+            write_atomic(path, functools.partial(torch.save, state))
             self.on_epoch_end(epoch + 1, path, loss)
         self.train_losses = losses
         return supernet, seconds

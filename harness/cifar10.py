@@ -17,12 +17,12 @@ Importing this module does not import torch; only the functions that return tens
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import os
 import pickle
 import tarfile
-import tempfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,7 +35,7 @@ import numpy.typing as npt
 from harness.errors import ConfigError, DataFileError
 from harness.paths import cache_dir as _cache_dir
 from harness.paths import data_dir as _data_dir
-from harness.paths import require_file
+from harness.paths import require_file, write_atomic
 
 if TYPE_CHECKING:
     import torch
@@ -208,8 +208,8 @@ def build_jpeg_cache(archive: Path, cache_dir: str | os.PathLike[str] | None = N
     files["train"][0].parent.mkdir(parents=True, exist_ok=True)
     for split, (images_path, labels_path) in files.items():
         images, labels = decoded[split]
-        _save_atomic(images_path, images)
-        _save_atomic(labels_path, labels)
+        write_atomic(images_path, functools.partial(np.save, arr=images))
+        write_atomic(labels_path, functools.partial(np.save, arr=labels))
     _remove_stale(files)
     return files
 
@@ -284,22 +284,6 @@ def _decode_jpeg(payload: bytes, archive: Path, member: str) -> ImageArray:
     if array.shape != IMAGE_SHAPE:
         raise DataFileError(f"image {member} in {archive} is {array.shape}, expected {IMAGE_SHAPE}")
     return array
-
-
-def _save_atomic(path: Path, array: npt.NDArray[Any]) -> None:
-    """``np.save`` to a temporary file next to ``path``, then ``os.replace`` it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the cache is not secret
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _remove_stale(current: dict[str, tuple[Path, Path]]) -> None:

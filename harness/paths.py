@@ -8,8 +8,12 @@ One setting each, overridable by an environment variable:
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from harness.errors import DataFileError
 
@@ -43,3 +47,20 @@ def require_file(path: Path, *, contains: str, source: str) -> Path:
             "Set data_dir=... or $HARNESS_DATA_DIR to the folder that holds it."
         )
     return path
+
+
+def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Call ``write`` on a temporary file next to ``path``, sync it, then ``os.replace`` it into place: readers
+    (other processes too) see the old file or the whole new one, never a part; a failed write leaves no trace."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results and caches are not secret
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

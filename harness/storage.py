@@ -9,23 +9,15 @@ import csv
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from harness import paths
 from harness.types import RECORD_COLUMNS, RunResult
 
 RECORDS = "records.csv"
 SUMMARY = "summary.json"
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", newline="") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def _json_safe(value: Any) -> Any:
@@ -60,7 +52,8 @@ def write_run(folder: str | os.PathLike[str], result: RunResult) -> Path:
             )
             for r in result.records
         )
-    _atomic_write(out / SUMMARY, json.dumps(_json_safe(result.summary), indent=2, sort_keys=True) + "\n")
+    text = json.dumps(_json_safe(result.summary), indent=2, sort_keys=True) + "\n"
+    paths.write_atomic(out / SUMMARY, lambda f: f.write(text.encode()))
     return out
 
 

@@ -14,7 +14,7 @@ A cell has 4 nodes; node k = sum over j < k of op(edge k<-j)(node j); the output
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -140,6 +140,24 @@ class InferCell(nn.Module):
         return nodes[3]
 
 
+def add_skeleton(net: nn.Module, config: NB201Config, stage: Callable[[int], nn.Module]) -> None:
+    """Give ``net`` the "infer.tiny" skeleton: ``stem``, ``stages`` (``stage(width)`` for widths C, 2C, 4C) with
+    residual ``reductions`` between them, ``lastact`` (BN-ReLU), ``global_pooling`` and ``classifier``. Layers are
+    created in that order, which fixes what a seeded initialisation gives them."""
+    c = config.C
+    net.stem = nn.Sequential(nn.Conv2d(3, c, kernel_size=3, padding=1, bias=False), nn.BatchNorm2d(c))
+    net.stages = nn.ModuleList()
+    net.reductions = nn.ModuleList()
+    for s in range(3):
+        width = c * 2**s
+        if s > 0:
+            net.reductions.append(ResNetBasicBlock(width // 2, width, stride=2))
+        net.stages.append(stage(width))
+    net.lastact = nn.Sequential(nn.BatchNorm2d(4 * c), nn.ReLU(inplace=True))
+    net.global_pooling = nn.AdaptiveAvgPool2d(1)
+    net.classifier = nn.Linear(4 * c, config.num_classes)
+
+
 class NB201Network(nn.Module):
     """NB201 TinyNetwork for one architecture.
 
@@ -151,18 +169,8 @@ class NB201Network(nn.Module):
         super().__init__()
         self.config = config or NB201Config()
         self.ops = check_nb201_ops(ops)
-        c, n = self.config.C, self.config.N
-        self.stem = nn.Sequential(nn.Conv2d(3, c, kernel_size=3, padding=1, bias=False), nn.BatchNorm2d(c))
-        self.stages = nn.ModuleList()
-        self.reductions = nn.ModuleList()
-        for s in range(3):
-            width = c * 2**s
-            if s > 0:
-                self.reductions.append(ResNetBasicBlock(width // 2, width, stride=2))
-            self.stages.append(nn.Sequential(*[InferCell(self.ops, width) for _ in range(n)]))
-        self.lastact = nn.Sequential(nn.BatchNorm2d(4 * c), nn.ReLU(inplace=True))
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(4 * c, self.config.num_classes)
+        n = self.config.N
+        add_skeleton(self, self.config, lambda width: nn.Sequential(*[InferCell(self.ops, width) for _ in range(n)]))
 
     def forward_stages(self, x: Tensor) -> tuple[list[Tensor], Tensor]:
         """Return the output of the last cell of each of the 3 stages, and the logits.

@@ -25,7 +25,7 @@ from harness.networks.nb201 import (
     NB201_OPS,
     NB201Config,
     NB201Network,
-    ResNetBasicBlock,
+    add_skeleton,
     check_nb201_ops,
     make_op,
 )
@@ -138,18 +138,8 @@ class NB201Supernet(Supernet):
     def __init__(self, config: NB201Config | None = None) -> None:
         super().__init__()
         self.config = config or NB201Config()
-        c, n = self.config.C, self.config.N
-        self.stem = nn.Sequential(nn.Conv2d(3, c, kernel_size=3, padding=1, bias=False), nn.BatchNorm2d(c))
-        self.stages = nn.ModuleList()
-        self.reductions = nn.ModuleList()
-        for s in range(3):
-            width = c * 2**s
-            if s > 0:
-                self.reductions.append(ResNetBasicBlock(width // 2, width, stride=2))
-            self.stages.append(nn.ModuleList(NB201SuperCell(width) for _ in range(n)))
-        self.lastact = nn.Sequential(nn.BatchNorm2d(4 * c), nn.ReLU(inplace=True))
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(4 * c, self.config.num_classes)
+        n = self.config.N
+        add_skeleton(self, self.config, lambda width: nn.ModuleList(NB201SuperCell(width) for _ in range(n)))
 
     def check_ops(self, ops: Sequence[int]) -> tuple[int, ...]:
         return check_nb201_ops(ops)

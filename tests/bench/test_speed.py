@@ -102,7 +102,7 @@ def test_harness_loop_in_process(benchmark, bench):
 
 def test_harness_job_writing_results(benchmark, tmp_path, nb201_csv):
     cfgs = [
-        compose_cfg(["+experiment=nb201_protocol", f"searcher={s}", "n_seeds=100"], tmp_path)
+        compose_cfg(["+experiment=nb201_protocol", f"searcher={s}", "n_seeds=100", "skip_done=false"], tmp_path)
         for s in ("rs", "rea", "rl")
     ]
 

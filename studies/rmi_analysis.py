@@ -1,0 +1,156 @@
+"""Which RMI read-out ranks best per second? Chosen on the ``select`` half of a sample, confirmed on ``report``.
+
+    python -m studies.rmi_analysis TRAJECTORIES.csv [--baselines RESULTS_DIR] [--out TABLE.csv]
+
+Reads what :mod:`studies.rmi_trajectories` recorded and, for every step k of a set of checkpoints, scores each
+architecture by a read-out of the same training run: ``loss`` (the paper's, = ``estimator.steps=k``), one stage's
+``1 - CKA`` (``gap1..3``), the cross-entropy ``ce``, the mean loss over steps 1..k (``auc``: how fast the candidate
+learns), and each of those averaged in rank with parameter count (``+params``). Cost = measured seconds up to step
+k. Baselines (zero-cost proxies, the table's 12-epoch accuracy, ...) come from the stored ``task=rank`` runs under
+``RESULTS_DIR`` that scored the same architectures (seed 0). Kendall tau is against NB201 test accuracy, with 95%
+bootstrap intervals; ``vs params`` is the paired bootstrap interval of tau(read-out) - tau(params) on the same
+architectures. Selection uses only the ``select`` half; the ``report`` half is looked at once, for the chosen rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness import metrics, seeding, storage
+from harness.benchmarks import NB201
+
+CHECKPOINTS = (1, 5, 10, 25, 50, 100, 150)
+READOUTS = ("loss", "gap1", "gap2", "gap3", "ce", "auc")
+
+
+def rank01(x: np.ndarray) -> np.ndarray:
+    """Ranks scaled to [0, 1] (average ranks for ties)."""
+    return pd.Series(x).rank().to_numpy() / len(x)
+
+
+def readouts(traj: pd.DataFrame, params: np.ndarray | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(score, seconds) per architecture of each read-out at each checkpoint."""
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    wide = {c: traj.pivot(index="index", columns="step", values=c) for c in ("loss", *READOUTS[1:5], "seconds")}
+    for k in (k for k in CHECKPOINTS if k in wide["loss"].columns):
+        cost = wide["seconds"][k].to_numpy()
+        for name in READOUTS:
+            value = wide["loss"].loc[:, :k].mean(axis=1) if name == "auc" else wide[name][k]
+            score = -value.to_numpy()
+            out[f"{name}@{k}"] = (score, cost)
+            if params is not None:
+                out[f"{name}@{k}+params"] = ((rank01(score) + rank01(params)) / 2, cost)
+    return out
+
+
+def successive_halving(
+    traj: pd.DataFrame, halves: list[np.ndarray], rungs: tuple[int, ...], eta: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(score, seconds) per architecture of successive halving over the recorded runs: every candidate trains
+    ``rungs[0]`` steps, the best 1/``eta`` by loss continue to ``rungs[1]``, and so on. Exact, not simulated: a run
+    continued to k steps is the recorded run's first k steps. Candidates compete within their half only; the
+    score orders by the rung reached, then by the loss there."""
+    loss = traj.pivot(index="index", columns="step", values="loss").to_numpy()
+    seconds = traj.pivot(index="index", columns="step", values="seconds").to_numpy()
+    score, cost = np.empty(len(loss)), np.empty(len(loss))
+    for members in halves:
+        alive = np.flatnonzero(members)
+        for r, k in enumerate(rungs):
+            score[alive] = 1000 * r - loss[alive, k - 1]
+            cost[alive] = seconds[alive, k - 1]
+            keep = max(1, len(alive) // eta)
+            alive = alive[np.argsort(loss[alive, k - 1], kind="stable")[:keep]]
+    return score, cost
+
+
+def baselines(results: Path, archs: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Scores of the stored seed-0 rank runs that cover every architecture in ``archs``."""
+    runs, _ = storage.load_runs(results)
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for folder, summary in runs:
+        if summary.get("task") != "rank" or summary.get("seed") != 0 or summary["estimator"] in out:
+            continue
+        records = storage.read_records(folder)
+        records = records[records.status == "ok"].set_index("arch")
+        if set(archs) <= set(records.index):
+            rows = records.loc[archs]
+            out[summary["estimator"]] = (rows.score.to_numpy(float), rows.cost_s.to_numpy(float))
+    return out
+
+
+def tau_table(
+    scores: dict[str, tuple[np.ndarray, np.ndarray]], test: np.ndarray, mask: np.ndarray, reference: np.ndarray | None
+) -> pd.DataFrame:
+    """Kendall tau against ``test`` on the architectures of ``mask``, its 95% interval, the mean seconds per
+    architecture and, given the ``reference`` scores, the paired interval of the difference to them."""
+    rows = []
+    for name, (score, cost) in scores.items():
+        s, t = score[mask], test[mask]
+        lo, hi = metrics.bootstrap_ci(metrics.kendall_tau, s, t, seeding.rng(0, "bootstrap"))
+        row = {"scorer": name, "tau": metrics.kendall_tau(s, t), "ci_lo": lo, "ci_hi": hi}
+        row["s_per_arch"] = float(np.mean(cost[mask]))
+        if reference is not None:
+            row["vs_params_lo"], row["vs_params_hi"] = paired_diff_ci(s, reference[mask], t)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("scorer")
+
+
+def paired_diff_ci(a: np.ndarray, b: np.ndarray, y: np.ndarray, n_boot: int = 1000) -> tuple[float, float]:
+    """95% bootstrap interval of tau(a, y) - tau(b, y), resampling architectures jointly."""
+    rng = seeding.rng(0, "paired-bootstrap")
+    idx = rng.integers(len(y), size=(n_boot, len(y)))
+    diffs = np.array([metrics.kendall_tau(a[i], y[i]) - metrics.kendall_tau(b[i], y[i]) for i in idx])
+    lo, hi = np.nanquantile(diffs, [0.025, 0.975])
+    return float(lo), float(hi)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("trajectories", type=Path)
+    parser.add_argument("--baselines", type=Path, default=None, help="results folder with rank runs to compare")
+    parser.add_argument("--top", type=int, default=12, help="rows of the selection table to confirm")
+    parser.add_argument("--out", type=Path, default=None, help="write the full table (both halves) as CSV")
+    args = parser.parse_args(argv)
+
+    traj = pd.read_csv(args.trajectories)
+    first = traj[traj.step == 1].sort_values("index")
+    archs = first.arch.tolist()
+    bench = NB201("cifar10").load()
+    test = np.array([bench.test_accuracy(bench.space.parse(a)) for a in archs])
+    select = (first.split == "select").to_numpy()
+    base = baselines(args.baselines, archs) if args.baselines else {}
+    params = base["params"][0] if "params" in base else None
+    scores = {**readouts(traj, params), **base}
+    last = int(traj.step.max())
+    for rungs, eta in (((10, 50, last), 3), ((25, last), 4), ((10, 25, 50, last), 2), ((5, 25, last), 5)):
+        if last > rungs[-2]:
+            scores[f"halving{'-'.join(map(str, rungs))}/{eta}"] = successive_halving(
+                traj, [select, ~select], rungs, eta
+            )
+    on_select = {name: metrics.kendall_tau(score[select], test[select]) for name, (score, _) in scores.items()}
+    chosen = sorted(on_select, key=lambda name: -np.nan_to_num(on_select[name], nan=-2.0))[: args.top]
+    paper = [f"loss@{k}" for k in CHECKPOINTS if f"loss@{k}" in scores]
+    shown = list(dict.fromkeys([*chosen, *paper, *(n for n in scores if n.startswith("halving")), *base]))
+    halves = {"select": select, "report": ~select, "all": np.ones_like(select)}
+    tables = {half: tau_table({n: scores[n] for n in shown}, test, mask, params) for half, mask in halves.items()}
+    if args.out:
+        pd.concat(tables, axis=1).to_csv(args.out, float_format="%.4f")
+
+    fmt = {"float_format": "%.3f"}
+    print(f"{len(archs)} architectures: {select.sum()} select, {(~select).sum()} report; tau vs test accuracy\n")
+    print(f"The {args.top} best of {len(scores)} scorers on the select half, the paper's read-out, the baselines:")
+    print(tables["select"].to_string(**fmt))
+    print("\nThe same rows on the report half (looked at once):")
+    print(tables["report"].to_string(**fmt))
+    print("\nAll architectures:")
+    print(tables["all"].to_string(**fmt))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
