@@ -5,6 +5,7 @@ Kept apart from ``__main__`` so tests and notebooks can call :func:`run_job` on 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import logging
@@ -19,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from harness import loop, paths, seeding, storage
 from harness.budget import Budget
 from harness.cache import CachedEstimator, ScoreCache, estimator_key
+from harness.config import HarnessConfig
 from harness.errors import ConfigError
 from harness.interfaces import Benchmark, EstimatorContext, SearchSpace
 from harness.types import Arch, RunResult
@@ -76,16 +78,19 @@ _NOT_DEFINING = ("progress", "n_seeds", "skip_done", "score_cache", "data_dir", 
 
 
 def _defining(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in config.items() if k not in _NOT_DEFINING}
+    """The settings of ``config`` that define what a run computes; a top-level setting the config lacks (a run
+    written before that setting existed) counts as its default."""
+    defaults = {f.name: f.default for f in dataclasses.fields(HarnessConfig) if f.default is not dataclasses.MISSING}
+    return {k: v for k, v in {**defaults, **config}.items() if k not in _NOT_DEFINING}
 
 
 def _finished(folder: Path, config: dict[str, Any]) -> bool:
     """True if ``folder`` holds a finished run of ``config``; a finished run of another config is an error."""
     if not storage.is_complete(folder):
         return False
-    stored = storage.read_summary(folder).get("config", {})
-    if _defining(stored) != _defining(config):
-        diff = sorted(k for k in _defining(config).keys() | _defining(stored).keys() if stored.get(k) != config.get(k))
+    stored, current = _defining(storage.read_summary(folder).get("config", {})), _defining(config)
+    if stored != current:
+        diff = sorted(k for k in stored.keys() | current.keys() if stored.get(k) != current.get(k))
         raise ConfigError(
             f"{folder} holds a finished run of another config (differs in: {', '.join(diff)}); "
             "choose another experiment_name or results_dir, or delete that folder"

@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baselines", type=Path, default=None, help="results folder with rank runs to compare")
     parser.add_argument("--top", type=int, default=12, help="rows of the selection table to confirm")
     parser.add_argument("--out", type=Path, default=None, help="write the full table (both halves) as CSV")
+    parser.add_argument("--show", nargs="*", default=[], help="read-outs to show when there is no select half")
     args = parser.parse_args(argv)
 
     traj = pd.read_csv(args.trajectories)
@@ -134,21 +135,25 @@ def main(argv: list[str] | None = None) -> int:
             )
     on_select = {name: metrics.kendall_tau(score[select], test[select]) for name, (score, _) in scores.items()}
     chosen = sorted(on_select, key=lambda name: -np.nan_to_num(on_select[name], nan=-2.0))[: args.top]
+    if not select.any():  # a report-only file: show the read-outs chosen elsewhere
+        chosen = [name for name in args.show if name in scores]
     paper = [f"loss@{k}" for k in CHECKPOINTS if f"loss@{k}" in scores]
     shown = list(dict.fromkeys([*chosen, *paper, *(n for n in scores if n.startswith("halving")), *base]))
     halves = {"select": select, "report": ~select, "all": np.ones_like(select)}
+    halves = {half: mask for half, mask in halves.items() if mask.sum() >= 3}
     tables = {half: tau_table({n: scores[n] for n in shown}, test, mask, params) for half, mask in halves.items()}
     if args.out:
         pd.concat(tables, axis=1).to_csv(args.out, float_format="%.4f")
 
     fmt = {"float_format": "%.3f"}
     print(f"{len(archs)} architectures: {select.sum()} select, {(~select).sum()} report; tau vs test accuracy\n")
-    print(f"The {args.top} best of {len(scores)} scorers on the select half, the paper's read-out, the baselines:")
-    print(tables["select"].to_string(**fmt))
-    print("\nThe same rows on the report half (looked at once):")
-    print(tables["report"].to_string(**fmt))
-    print("\nAll architectures:")
-    print(tables["all"].to_string(**fmt))
+    titles = {
+        "select": f"The {args.top} best of {len(scores)} scorers on the select half, the paper read-out, baselines:",
+        "report": "The same rows on the report half (looked at once):",
+        "all": "All architectures:",
+    }
+    for half, table in tables.items():
+        print(f"{titles[half]}\n{table.to_string(**fmt)}\n")
     return 0
 
 

@@ -1,6 +1,6 @@
 """Record RMI's training trajectories on a rank sample, and cache what every shorter run would have scored.
 
-    python -m studies.rmi_trajectories OUT.csv [--cache-steps 10,25,50,100] [harness overrides ...]
+    python -m studies.rmi_trajectories OUT.csv [--cache-steps 10,25,50,100] [--only select] [harness overrides ...]
     python -m studies.rmi_trajectories results/studies/rmi/seed0.csv --cache-steps 10,25,50,100 n_archs=200
 
 Runs the rank job of ``task=rank estimator=rmi OVERRIDES`` (same sample, same estimator seed, same batch as
@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="CSV of trajectories (appended to; resumable)")
     parser.add_argument("--cache-steps", default="", help="comma-separated shorter step counts to cache as well")
+    parser.add_argument("--only", choices=("select", "report"), help="only the sample's members of this half")
     parser.add_argument("overrides", nargs="*", help="harness overrides, e.g. n_archs=200 seed=1")
     args = parser.parse_intermixed_args(argv)
 
@@ -63,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     benchmark_name, make_benchmark = build(cfg.benchmark)
     benchmark = make_benchmark().load()
     archs, _ = rank_sample(cfg, benchmark.space)
+    if args.only:
+        archs = [a for a in archs if split_of(benchmark.space, a) == args.only]
     context = estimator_context(cfg, benchmark_name, benchmark, cfg.seed, live=True)
     cache = ScoreCache(paths.cache_dir(cfg.cache_dir) / "scores.sqlite")
     done = done_archs(args.out, estimator.steps)

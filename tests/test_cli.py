@@ -168,6 +168,17 @@ def test_a_finished_run_of_another_config_is_not_silently_reused(tmp_path, nb201
         run_job(other, tmp_path / "job")
 
 
+def test_a_run_written_before_a_setting_existed_counts_as_that_setting_at_its_default(tmp_path, nb201_csv):
+    cfg = compose_cfg(["task=rank", "n_archs=5", *FAST], tmp_path)
+    [folder] = run_job(cfg, tmp_path / "job")
+    summary = json.loads((folder / "summary.json").read_text())
+    del summary["config"]["split"]  # as written before `split` existed
+    (folder / "summary.json").write_text(json.dumps(summary))
+    assert run_job(cfg, tmp_path / "job") == [folder]
+    with pytest.raises(HarnessError, match="differs in: split"):
+        run_job(compose_cfg(["task=rank", "n_archs=5", "split=select", *FAST], tmp_path), tmp_path / "job")
+
+
 def test_live_rank_reuses_cached_scores_and_charges_their_cost(tmp_path, nb201_csv):
     args = ["task=rank", "estimator=params", "n_archs=12", "progress=false", f"cache_dir={tmp_path / 'cache'}"]
     first = cli(*args, "experiment_name=a", tmp_path=tmp_path)
