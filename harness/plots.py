@@ -46,7 +46,9 @@ def fig1a(rank: pd.DataFrame) -> Any:
     fig, axes = _figure(len(panels))
     for ax, (bench, dataset) in zip(axes, panels, strict=True):
         df = rank[(rank["benchmark"] == bench) & (rank["dataset"] == dataset)]
-        for estimator, g in sorted(df.groupby("estimator"), key=lambda kv: kv[1]["kendall_tau_test"].mean()):
+        placed: list[tuple[float, float]] = []  # label positions (log10 seconds, tau) drawn so far
+        groups = df.groupby("estimator")
+        for estimator, g in sorted(groups, key=lambda kv: -kv[1]["kendall_tau_test"].mean()):
             tau = g["kendall_tau_test"].mean()
             lo = min(ci[0] for ci in g["kendall_tau_test_ci95"])
             hi = max(ci[1] for ci in g["kendall_tau_test_ci95"])
@@ -61,7 +63,19 @@ def fig1a(rank: pd.DataFrame) -> Any:
                 capsize=3,
                 color="C0" if kind == "recorded" else "C3",
             )
-            ax.annotate(str(estimator), (cost, tau), textcoords="offset points", xytext=(6, 4), fontsize=9)
+            # labels never overlap: move a label down until it clears those drawn before, with a leader line
+            x, label_y = float(np.log10(cost)), tau
+            while any(abs(x - px) < 0.7 and abs(label_y - py) < 0.045 for px, py in placed):
+                label_y -= 0.045
+            placed.append((x, label_y))
+            ax.annotate(
+                str(estimator),
+                (cost, tau),
+                xytext=(cost * 1.3, label_y),
+                fontsize=9,
+                va="center",
+                arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"} if label_y != tau else None,
+            )
         n = int(df["n_scored"].max()) if len(df) else 0
         ax.set_xscale("log")
         ax.set_xlabel(f"seconds to score the {n} architectures (log scale)")
@@ -73,7 +87,7 @@ def fig1a(rank: pd.DataFrame) -> Any:
             units = [u for u in df["cost_unit"].unique() if _unit_kind(u) == kind]
             if units:
                 ax.plot([], [], _UNIT_MARKERS[kind], color=color, label=_unit_label(units[0]))
-        ax.legend(loc="lower right", fontsize=8, title="cost is in", title_fontsize=8)
+        ax.legend(loc="upper left", fontsize=8, title="cost is in", title_fontsize=8)
     return fig
 
 
