@@ -29,7 +29,7 @@ def main(cfg: DictConfig) -> None:
         if hydra_cfg.mode == RunMode.MULTIRUN:
             raise  # the launcher records this job as failed and runs the others
         sys.exit(2)
-    log.info("wrote %s", folders[0] if len(folders) == 1 else f"{len(folders)} runs next to {folders[0]}")
+    log.info("results in %s", folders[0] if len(folders) == 1 else f"{len(folders)} runs next to {folders[0]}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ architecture by a read-out of the same training run: ``loss`` (the paper's, = ``
 ``1 - CKA`` (``gap1..3``), the cross-entropy ``ce``, the mean loss over steps 1..k (``auc``: how fast the candidate
 learns), and each of those averaged in rank with parameter count (``+params``). Cost = measured seconds up to step
 k. Baselines (zero-cost proxies, the table's 12-epoch accuracy, ...) come from the stored ``task=rank`` runs under
-``RESULTS_DIR`` that scored the same architectures (seed 0). Kendall tau is against NB201 test accuracy, with 95%
+``RESULTS_DIR`` that scored the same architectures (seed 0), alone and averaged in rank with parameter count (the
+fair comparison for an RMI read-out ``+params``). Kendall tau is against NB201 test accuracy, with 95%
 bootstrap intervals; ``vs params`` is the paired bootstrap interval of tau(read-out) - tau(params) on the same
 architectures. Selection uses only the ``select`` half; the ``report`` half is looked at once, for the chosen rows.
 """
@@ -29,7 +30,7 @@ READOUTS = ("loss", "gap1", "gap2", "gap3", "ce", "auc")
 
 
 def rank01(x: np.ndarray) -> np.ndarray:
-    """Ranks scaled to [0, 1] (average ranks for ties)."""
+    """Ranks scaled to [0, 1] (average ranks for ties; NaN stays NaN)."""
     return pd.Series(x).rank().to_numpy() / len(x)
 
 
@@ -69,17 +70,19 @@ def successive_halving(
 
 
 def baselines(results: Path, archs: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Scores of the stored seed-0 rank runs that cover every architecture in ``archs``."""
+    """Scores (NaN where the run failed) of the stored seed-0 rank runs that scored every architecture in
+    ``archs``; RMI's own runs are left out (they are read-outs above)."""
     runs, _ = storage.load_runs(results)
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for folder, summary in runs:
-        if summary.get("task") != "rank" or summary.get("seed") != 0 or summary["estimator"] in out:
+        name = summary["estimator"]
+        if summary.get("task") != "rank" or summary.get("seed") != 0 or name in out or name.startswith("rmi"):
             continue
-        records = storage.read_records(folder)
-        records = records[records.status == "ok"].set_index("arch")
+        records = storage.read_records(folder).set_index("arch")
         if set(archs) <= set(records.index):
             rows = records.loc[archs]
-            out[summary["estimator"]] = (rows.score.to_numpy(float), rows.cost_s.to_numpy(float))
+            score = np.where(rows.status == "ok", rows.score.to_numpy(float), np.nan)
+            out[name] = (score, rows.cost_s.to_numpy(float))
     return out
 
 
@@ -90,12 +93,13 @@ def tau_table(
     architecture and, given the ``reference`` scores, the paired interval of the difference to them."""
     rows = []
     for name, (score, cost) in scores.items():
-        s, t = score[mask], test[mask]
+        ok = mask & np.isfinite(score)
+        s, t = score[ok], test[ok]
         lo, hi = metrics.bootstrap_ci(metrics.kendall_tau, s, t, seeding.rng(0, "bootstrap"))
         row = {"scorer": name, "tau": metrics.kendall_tau(s, t), "ci_lo": lo, "ci_hi": hi}
         row["s_per_arch"] = float(np.mean(cost[mask]))
         if reference is not None:
-            row["vs_params_lo"], row["vs_params_hi"] = paired_diff_ci(s, reference[mask], t)
+            row["vs_params_lo"], row["vs_params_hi"] = paired_diff_ci(s, reference[ok], t)
         rows.append(row)
     return pd.DataFrame(rows).set_index("scorer")
 
@@ -127,18 +131,24 @@ def main(argv: list[str] | None = None) -> int:
     base = baselines(args.baselines, archs) if args.baselines else {}
     params = base["params"][0] if "params" in base else None
     scores = {**readouts(traj, params), **base}
+    if params is not None:  # the fair comparison for "RMI + params": every other scorer + params
+        for name, (score, cost) in base.items():
+            if name != "params":
+                scores[f"{name}+params"] = ((rank01(score) + rank01(params)) / 2, cost)
     last = int(traj.step.max())
     for rungs, eta in (((10, 50, last), 3), ((25, last), 4), ((10, 25, 50, last), 2), ((5, 25, last), 5)):
         if last > rungs[-2]:
             scores[f"halving{'-'.join(map(str, rungs))}/{eta}"] = successive_halving(
                 traj, [select, ~select], rungs, eta
             )
-    on_select = {name: metrics.kendall_tau(score[select], test[select]) for name, (score, _) in scores.items()}
+    rmi = [name for name in scores if "@" in name]
+    on_select = {name: metrics.kendall_tau(scores[name][0][select], test[select]) for name in rmi}
     chosen = sorted(on_select, key=lambda name: -np.nan_to_num(on_select[name], nan=-2.0))[: args.top]
     if not select.any():  # a report-only file: show the read-outs chosen elsewhere
         chosen = [name for name in args.show if name in scores]
     paper = [f"loss@{k}" for k in CHECKPOINTS if f"loss@{k}" in scores]
-    shown = list(dict.fromkeys([*chosen, *paper, *(n for n in scores if n.startswith("halving")), *base]))
+    combined = [f"{name}+params" for name in base if f"{name}+params" in scores]
+    shown = list(dict.fromkeys([*chosen, *paper, *(n for n in scores if n.startswith("halving")), *base, *combined]))
     halves = {"select": select, "report": ~select, "all": np.ones_like(select)}
     halves = {half: mask for half, mask in halves.items() if mask.sum() >= 3}
     tables = {half: tau_table({n: scores[n] for n in shown}, test, mask, params) for half, mask in halves.items()}
@@ -148,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     fmt = {"float_format": "%.3f"}
     print(f"{len(archs)} architectures: {select.sum()} select, {(~select).sum()} report; tau vs test accuracy\n")
     titles = {
-        "select": f"The {args.top} best of {len(scores)} scorers on the select half, the paper read-out, baselines:",
+        "select": f"The {args.top} best of {len(rmi)} RMI read-outs on the select half, the paper's, the baselines:",
         "report": "The same rows on the report half (looked at once):",
         "all": "All architectures:",
     }
