@@ -57,6 +57,8 @@ class RMI(Estimator):
         beta: weight of the CKA term (paper: 0.8); 1 - beta weighs the cross-entropy.
         stage_weights: weight of each of the three stages in the CKA term.
         lr, momentum, weight_decay: SGD settings (paper: 0.1, 0.9, 5e-4).
+        channels, cells: train a reduced (or enlarged) proxy of the candidate: first-stage width and, on NB201,
+            cells per stage (``None``: the benchmark's network, as in the paper).
     """
 
     tags = EstimatorTags(live=True, deterministic=True)
@@ -73,6 +75,8 @@ class RMI(Estimator):
         lr: float = 0.1,
         momentum: float = 0.9,
         weight_decay: float = 5e-4,
+        channels: int | None = None,
+        cells: int | None = None,
     ) -> None:
         self.teacher = teacher
         self.steps = steps
@@ -84,6 +88,8 @@ class RMI(Estimator):
         self.lr = lr
         self.momentum = momentum
         self.weight_decay = weight_decay
+        self.channels = channels
+        self.cells = cells
 
     def _check(self, context: EstimatorContext) -> None:
         from harness.teachers import TEACHERS
@@ -104,6 +110,10 @@ class RMI(Estimator):
             problems.append(f"selection={self.selection!r} is not one of {', '.join(SELECTIONS)}")
         if not 0.0 <= self.beta <= 1.0:
             problems.append(f"beta must be in [0, 1], got {self.beta}")
+        if (self.channels is not None and self.channels < 1) or (self.cells is not None and self.cells < 1):
+            problems.append(f"channels and cells must be >= 1 or null, got {self.channels}, {self.cells}")
+        if self.cells is not None and context.space.name != "nb201":
+            problems.append(f"cells applies to nb201's cells per stage, not to {context.space.name}")
         if len(self.stage_weights) != 3:
             problems.append(f"stage_weights needs one weight per stage (3), got {list(self.stage_weights)}")
         if context.dataset != "cifar10":
@@ -166,7 +176,8 @@ class RMI(Estimator):
 
         ctx = self.context
         seeding.seed_torch(seeding.rng(ctx.seed, "init:" + ctx.space.format(arch)))
-        net = build_network(ctx.space.name, arch.ops, dataset=ctx.dataset).to(ctx.device).train()
+        net = build_network(ctx.space.name, arch.ops, dataset=ctx.dataset, channels=self.channels, cells=self.cells)
+        net = net.to(ctx.device).train()
         opt = torch.optim.SGD(net.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
         for _ in range(self.steps):
             stages, logits = net.forward_stages(self.x)

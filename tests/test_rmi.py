@@ -52,6 +52,7 @@ def test_linear_cka_properties():
         ({"beta": 1.5}, "cifar10", "beta must be in"),
         ({"teacher": "vgg"}, "cifar10", "teacher='vgg'"),
         ({}, "cifar100", "only CIFAR-10"),
+        ({"channels": 0}, "cifar10", "channels and cells must be >= 1"),
     ],
 )
 def test_bad_settings_fail_before_any_work(bench, params, dataset, match):
@@ -164,3 +165,20 @@ def test_trajectory_study_fills_the_cache_that_rank_jobs_read(nb201_csv, tmp_pat
         assert summary["n_cache_hits"] == 3
         at = rows[rows["step"] == steps]
         assert summary["total_cost_s"] - summary["fit_cost_s"] == pytest.approx(at["seconds"].sum())
+
+
+def test_a_reduced_proxy_network_trains_fewer_parameters_on_the_same_batch(bench):
+    arch = bench.space.parse("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|nor_conv_3x3~2|")
+    full, small = RMI(**TINY), RMI(**TINY, channels=8, cells=1)
+    full.fit(ctx(bench))
+    small.fit(ctx(bench))
+    assert torch.equal(full.x, small.x)
+    a, b = full.estimate(arch), small.estimate(arch)
+    assert np.isfinite(b.score) and a.score != b.score
+    from harness.networks import build_network
+
+    sizes = [
+        sum(p.numel() for p in build_network("nb201", arch.ops, **kw).parameters())
+        for kw in ({}, {"channels": 8, "cells": 1})
+    ]
+    assert sizes[1] < sizes[0] / 10
