@@ -45,6 +45,7 @@ class TableBenchmark(abc.ABC):
         self.data_dir = data_dir
         self.cache_dir = cache_dir
         self._cols: dict[str, list[float]] | None = None
+        self._optimum: tuple[float, float] | None = None
         self._rows: dict[tuple[int, ...], int] = {}
 
     @property
@@ -132,6 +133,9 @@ class TableBenchmark(abc.ABC):
 
     def optimum(self) -> tuple[float, float]:
         """(best validation accuracy, best test accuracy) over the whole table, for regret. Free."""
-        self.load()
-        assert self._cols is not None
-        return max(self._cols[self.fidelity_columns[self.fidelities[0]][0]]), max(self._cols[self.test_column])
+        if self._optimum is None:
+            self.load()
+            assert self._cols is not None
+            valid = self._cols[self.fidelity_columns[self.fidelities[0]][0]]
+            self._optimum = max(valid), max(self._cols[self.test_column])
+        return self._optimum
