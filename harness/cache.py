@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import math
 import sqlite3
 import time
 from pathlib import Path
@@ -69,6 +70,9 @@ class ScoreCache:
         return None if row is None else Estimate(float(row[0]), float(row[1]), str(row[2]))
 
     def put(self, estimator: str, benchmark: str, dataset: str, arch: str, seed: int, estimate: Estimate) -> None:
+        """Store a score; a NaN or infinite one is a failed evaluation and is not stored (it is recomputed)."""
+        if not math.isfinite(estimate.score):
+            return
         self._db.execute(
             "INSERT OR IGNORE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (estimator, benchmark, dataset, arch, seed, estimate.score, estimate.cost_s, estimate.device, time.time()),
@@ -112,6 +116,5 @@ class CachedEstimator(Estimator):
             self.hits += 1
             return hit
         est = self.inner.estimate(arch)
-        if est.score == est.score and abs(est.score) != float("inf"):
-            self.cache.put(self.key, benchmark, dataset, text, seed, est)
+        self.cache.put(self.key, benchmark, dataset, text, seed, est)
         return est

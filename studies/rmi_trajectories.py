@@ -86,17 +86,9 @@ def main(argv: list[str] | None = None) -> int:
             split = split_of(benchmark.space, arch)
             writer.writerows([index, text, split, step, *row] for step, row in enumerate(rows, start=1))
             handle.flush()
-            for k in steps:
-                loss, seconds = rows[k - 1, 0], rows[k - 1, -1]
-                if loss == loss and abs(loss) != float("inf"):
-                    cache.put(
-                        keys[k],
-                        benchmark_name,
-                        benchmark.dataset,
-                        text,
-                        cfg.seed,
-                        Estimate(-loss, seconds, context.device),
-                    )
+            for k in steps:  # a non-finite loss is a failed evaluation: the cache does not store it
+                estimate = Estimate(-rows[k - 1, 0], rows[k - 1, -1], context.device)
+                cache.put(keys[k], benchmark_name, benchmark.dataset, text, cfg.seed, estimate)
             print(f"{index + 1}/{len(archs)} loss {rows[-1, 0]:.4f} {rows[-1, -1]:.1f} s", flush=True)
     cache.close()
     return 0

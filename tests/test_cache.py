@@ -79,3 +79,12 @@ def test_hits_charge_the_recorded_cost_and_skip_the_work(toy, tmp_path: Path):
     assert first == second  # same scores, same costs, same clock
     assert est1.hits == 30 - inner1.calls > 0  # random search repeats some architectures within a run
     assert inner2.calls == 0 and est2.hits == 30
+
+
+def test_a_non_finite_score_is_never_stored(tmp_path):
+    cache = ScoreCache(tmp_path / "s.sqlite")
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        cache.put("k", "toy", "toy", "a", 0, Estimate(bad, 1.0, "cpu"))
+    assert len(cache) == 0 and cache.get("k", "toy", "toy", "a", 0) is None
+    cache.put("k", "toy", "toy", "a", 0, Estimate(0.5, 1.0, "cpu"))
+    assert cache.get("k", "toy", "toy", "a", 0) == Estimate(0.5, 1.0, "cpu")
