@@ -5,12 +5,15 @@
 Reads what :mod:`studies.rmi_trajectories` recorded and, for every step k of a set of checkpoints, scores each
 architecture by a read-out of the same training run: ``loss`` (the paper's, = ``estimator.steps=k``), one stage's
 ``1 - CKA`` (``gap1..3``), the cross-entropy ``ce``, the mean loss over steps 1..k (``auc``: how fast the candidate
-learns), and each of those averaged in rank with parameter count (``+params``). Cost = measured seconds up to step
-k. Baselines (zero-cost proxies, the table's 12-epoch accuracy, ...) come from the stored ``task=rank`` runs under
-``RESULTS_DIR`` that scored the same architectures (seed 0), alone and averaged in rank with parameter count (the
-fair comparison for an RMI read-out ``+params``). Kendall tau is against NB201 test accuracy, with 95%
-bootstrap intervals; ``vs params`` is the paired bootstrap interval of tau(read-out) - tau(params) on the same
-architectures. Selection uses only the ``select`` half; the ``report`` half is looked at once, for the chosen rows.
+learns), each of those averaged in rank with parameter count (``+params``), and the loss divided by a power w of
+the parameter count (``/params^w``: ``estimator.size_prior=w``, a per-architecture score). Cost = measured
+seconds up to step k. Baselines (zero-cost proxies, the table's 12-epoch accuracy, ...) come from the stored
+``task=rank`` runs under ``RESULTS_DIR`` that scored the same architectures (seed 0), alone and averaged in rank
+with parameter count (the fair comparison for an RMI read-out ``+params``). Kendall tau is against NB201 test
+accuracy, with 95% bootstrap intervals; ``vs_params`` and ``vs_best`` are the paired bootstrap intervals of
+tau(read-out) - tau(params) and of tau(read-out) - tau(best cheap baseline on the select half; not train12) on
+the same architectures. Selection uses only the ``select`` half; the ``report`` half is looked at once, for the
+chosen rows.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from harness.benchmarks import NB201
 
 CHECKPOINTS = (1, 5, 10, 25, 50, 100, 150)
 READOUTS = ("loss", "gap1", "gap2", "gap3", "ce", "auc")
+PRIOR_WEIGHTS = (0.1, 0.2, 0.3, 0.5, 1.0)
+EXPENSIVE = ("params", "train12", "full_train")  # not candidates for the best cheap baseline (params: own column)
 
 
 def rank01(x: np.ndarray) -> np.ndarray:
@@ -46,6 +51,9 @@ def readouts(traj: pd.DataFrame, params: np.ndarray | None) -> dict[str, tuple[n
             out[f"{name}@{k}"] = (score, cost)
             if params is not None:
                 out[f"{name}@{k}+params"] = ((rank01(score) + rank01(params)) / 2, cost)
+        if params is not None:
+            for w in PRIOR_WEIGHTS:
+                out[f"loss@{k}/params^{w}"] = (-np.log(wide["loss"][k].to_numpy()) + w * np.log(params), cost)
     return out
 
 
@@ -87,10 +95,13 @@ def baselines(results: Path, archs: list[str]) -> dict[str, tuple[np.ndarray, np
 
 
 def tau_table(
-    scores: dict[str, tuple[np.ndarray, np.ndarray]], test: np.ndarray, mask: np.ndarray, reference: np.ndarray | None
+    scores: dict[str, tuple[np.ndarray, np.ndarray]],
+    test: np.ndarray,
+    mask: np.ndarray,
+    references: dict[str, np.ndarray],
 ) -> pd.DataFrame:
     """Kendall tau against ``test`` on the architectures of ``mask``, its 95% interval, the mean seconds per
-    architecture and, given the ``reference`` scores, the paired interval of the difference to them."""
+    architecture and the paired interval of the difference to each of the ``references``' scores."""
     rows = []
     for name, (score, cost) in scores.items():
         ok = mask & np.isfinite(score)
@@ -98,8 +109,8 @@ def tau_table(
         lo, hi = metrics.bootstrap_ci(metrics.kendall_tau, s, t, seeding.rng(0, "bootstrap"))
         row = {"scorer": name, "tau": metrics.kendall_tau(s, t), "ci_lo": lo, "ci_hi": hi}
         row["s_per_arch"] = float(np.mean(cost[mask]))
-        if reference is not None:
-            row["vs_params_lo"], row["vs_params_hi"] = paired_diff_ci(s, reference[ok], t)
+        for label, reference in references.items():
+            row[f"vs_{label}_lo"], row[f"vs_{label}_hi"] = paired_diff_ci(s, reference[ok], t)
         rows.append(row)
     return pd.DataFrame(rows).set_index("scorer")
 
@@ -120,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=12, help="rows of the selection table to confirm")
     parser.add_argument("--out", type=Path, default=None, help="write the full table (both halves) as CSV")
     parser.add_argument("--show", nargs="*", default=[], help="read-outs to show when there is no select half")
+    parser.add_argument("--versus", default=None, help="cheap baseline of vs_best (default: the best on select)")
     args = parser.parse_args(argv)
 
     traj = pd.read_csv(args.trajectories)
@@ -151,7 +163,17 @@ def main(argv: list[str] | None = None) -> int:
     shown = list(dict.fromkeys([*chosen, *paper, *(n for n in scores if n.startswith("halving")), *base, *combined]))
     halves = {"select": select, "report": ~select, "all": np.ones_like(select)}
     halves = {half: mask for half, mask in halves.items() if mask.sum() >= 3}
-    tables = {half: tau_table({n: scores[n] for n in shown}, test, mask, params) for half, mask in halves.items()}
+    cheap = [n for n in base if n not in EXPENSIVE]
+
+    def select_tau(score: np.ndarray) -> float:
+        ok = select & np.isfinite(score)
+        return metrics.kendall_tau(score[ok], test[ok]) if ok.sum() >= 3 else -2.0
+
+    versus = args.versus or max(cheap, key=lambda n: select_tau(base[n][0]), default=None)
+    references = {label: base[n][0] for label, n in (("params", "params"), ("best", versus)) if n in base}
+    if versus:
+        print(f"best cheap baseline (vs_best): {versus}")
+    tables = {half: tau_table({n: scores[n] for n in shown}, test, mask, references) for half, mask in halves.items()}
     if args.out:
         pd.concat(tables, axis=1).to_csv(args.out, float_format="%.4f")
 

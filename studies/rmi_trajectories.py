@@ -19,6 +19,7 @@ import csv
 import sys
 from pathlib import Path
 
+import numpy as np
 from omegaconf import OmegaConf
 
 from estimators.rmi import RMI, TRAJECTORY_COLUMNS
@@ -87,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
             writer.writerows([index, text, split, step, *row] for step, row in enumerate(rows, start=1))
             handle.flush()
             for k in steps:  # a non-finite loss is a failed evaluation: the cache does not store it
-                estimate = Estimate(-rows[k - 1, 0], rows[k - 1, -1], context.device)
-                cache.put(keys[k], benchmark_name, benchmark.dataset, text, cfg.seed, estimate)
+                if np.isfinite(rows[k - 1, 0]):
+                    estimate = Estimate(estimator.score(arch, rows[k - 1, 0]), rows[k - 1, -1], context.device)
+                    cache.put(keys[k], benchmark_name, benchmark.dataset, text, cfg.seed, estimate)
             print(f"{index + 1}/{len(archs)} loss {rows[-1, 0]:.4f} {rows[-1, -1]:.1f} s", flush=True)
     cache.close()
     return 0

@@ -51,7 +51,7 @@ def test_linear_cka_properties():
         ({"selection": "best"}, "cifar10", "selection='best' is not one of"),
         ({"beta": 1.5}, "cifar10", "beta must be in"),
         ({"teacher": "vgg"}, "cifar10", "teacher='vgg'"),
-        ({}, "cifar100", "only CIFAR-10"),
+        ({"size_prior": -0.1}, "cifar10", "size_prior must be >= 0"),
         ({"channels": 0}, "cifar10", "channels and cells must be >= 1"),
     ],
 )
@@ -182,3 +182,48 @@ def test_a_reduced_proxy_network_trains_fewer_parameters_on_the_same_batch(bench
         for kw in ({}, {"channels": 8, "cells": 1})
     ]
     assert sizes[1] < sizes[0] / 10
+
+
+def test_size_prior_divides_the_loss_by_a_power_of_the_parameter_count(bench):
+    from estimators.zero_cost import params as count_params
+    from harness.networks import build_network
+
+    arch = bench.space.parse("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|nor_conv_3x3~2|")
+    plain, prior = RMI(**TINY), RMI(**TINY, size_prior=0.3)
+    plain.fit(ctx(bench))
+    prior.fit(ctx(bench))
+    loss = -plain.estimate(arch).score
+    n = count_params(build_network("nb201", arch.ops), None, None)
+    assert prior.estimate(arch).score == pytest.approx(-np.log(loss) + 0.3 * np.log(n))
+
+
+def test_other_datasets_score_the_cifar10_behaviour(bench):
+    arch = bench.space.parse("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|nor_conv_3x3~2|")
+    scores = []
+    for dataset in ("cifar10", "cifar100", "ImageNet16-120"):
+        est = RMI(**TINY)
+        est.fit(ctx(bench, dataset=dataset))
+        scores.append(est.estimate(arch).score)
+    assert scores[0] == scores[1] == scores[2]
+
+
+def test_a_teacher_with_other_stages_fails_at_fit(bench, monkeypatch):
+    from harness import teachers
+
+    real = teachers.load_teacher
+
+    class TwoStages(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net(x)
+
+        def forward_stages(self, x):
+            stages, logits = self.net.forward_stages(x)
+            return stages[:2], logits
+
+    monkeypatch.setattr(teachers, "load_teacher", lambda *a, **kw: TwoStages(real(*a, **kw)))
+    with pytest.raises(ConfigError, match="teacher 'resnet20' has 2 stages, nb201 networks 3"):
+        RMI(**TINY).fit(ctx(bench))
