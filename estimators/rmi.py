@@ -72,7 +72,7 @@ class RMI(Estimator):
         size_prior: weight of ln(parameter count) in the score (0: the paper's score, minus the loss).
     """
 
-    tags = EstimatorTags(live=True, deterministic=True)
+    tags = EstimatorTags(live=True, deterministic=True, dataset_free=True)  # CIFAR-10 images whatever the table
 
     def __init__(
         self,

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.interfaces import Estimator, EstimatorContext
+from harness.interfaces import Estimator, EstimatorContext, EstimatorTags
 from harness.types import Arch, Estimate
 
 _SCHEMA = """
@@ -85,6 +85,12 @@ class ScoreCache:
         self._db.close()
 
 
+def cache_slot(context: EstimatorContext, tags: EstimatorTags) -> tuple[str, str, int]:
+    """(benchmark, dataset, seed) under which an estimator's scores are stored; dataset ``*`` when they do not
+    depend on it."""
+    return context.benchmark, "*" if tags.dataset_free else context.dataset, context.seed
+
+
 class CachedEstimator(Estimator):
     """Wraps a live estimator: answers from the cache when it can, stores every successful new score.
 
@@ -104,7 +110,7 @@ class CachedEstimator(Estimator):
         self.hits = 0
 
     def fit(self, context: EstimatorContext) -> float:
-        self._where = (context.benchmark, context.dataset, context.seed)
+        self._where = cache_slot(context, self.tags)
         self._format = context.space.format
         return self.inner.fit(context)
 

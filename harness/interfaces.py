@@ -159,11 +159,13 @@ class EstimatorTags:
         live: computes something (charges measured wall seconds) rather than reading a table (recorded seconds).
         deterministic: the same (arch, seed) always gives the same score.
         needs_gpu: impractically slow without CUDA.
+        dataset_free: scores do not depend on the benchmark's dataset (the score cache shares them across datasets).
     """
 
     live: bool
     deterministic: bool = True
     needs_gpu: bool = False
+    dataset_free: bool = False
 
 
 class Estimator(abc.ABC):

@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 
 from estimators.rmi import RMI, TRAJECTORY_COLUMNS
 from harness import paths
-from harness.cache import ScoreCache, estimator_key
+from harness.cache import ScoreCache, cache_slot, estimator_key
 from harness.config import compose
 from harness.errors import ConfigError
 from harness.experiment import build, estimator_context, rank_sample
@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         archs = [a for a in archs if split_of(benchmark.space, a) == args.only]
     context = estimator_context(cfg, benchmark_name, benchmark, cfg.seed, live=True)
     cache = ScoreCache(paths.cache_dir(cfg.cache_dir) / "scores.sqlite")
+    slot_benchmark, slot_dataset, slot_seed = cache_slot(context, estimator.tags)
     done = done_archs(args.out, estimator.steps)
     print(f"{len(archs)} architectures, {len(done)} done; fit ...", flush=True)
     estimator.fit(context)
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             for k in steps:  # a non-finite loss is a failed evaluation: the cache does not store it
                 if np.isfinite(rows[k - 1, 0]):
                     estimate = Estimate(estimator.score(arch, rows[k - 1, 0]), rows[k - 1, -1], context.device)
-                    cache.put(keys[k], benchmark_name, benchmark.dataset, text, cfg.seed, estimate)
+                    cache.put(keys[k], slot_benchmark, slot_dataset, text, slot_seed, estimate)
             print(f"{index + 1}/{len(archs)} loss {rows[-1, 0]:.4f} {rows[-1, -1]:.1f} s", flush=True)
     cache.close()
     return 0

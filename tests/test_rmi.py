@@ -167,6 +167,23 @@ def test_trajectory_study_fills_the_cache_that_rank_jobs_read(nb201_csv, tmp_pat
         assert summary["total_cost_s"] - summary["fit_cost_s"] == pytest.approx(at["seconds"].sum())
 
 
+def test_rank_jobs_on_other_datasets_reuse_the_cached_scores(nb201_csv, tmp_path):
+    from harness.experiment import run_job
+    from harness.storage import read_records, read_summary
+    from tests.conftest import compose_cfg
+
+    overrides = ["task=rank", "estimator=rmi", "n_archs=3", "estimator.steps=2", "estimator.batch_size=8"]
+    overrides += ["estimator.pool_factor=2", f"cache_dir={tmp_path / 'cache'}"]
+    runs = []
+    for dataset in ("cifar10", "cifar100"):
+        cfg = compose_cfg([*overrides, f"benchmark.dataset={dataset}"], tmp_path / dataset)
+        (folder,) = run_job(cfg, tmp_path / dataset / "run")
+        runs.append((read_summary(folder), read_records(folder)))
+    assert [summary["n_cache_hits"] for summary, _ in runs] == [0, 3]
+    assert runs[0][1].score.tolist() == runs[1][1].score.tolist()
+    assert runs[0][1].test_acc.tolist() != runs[1][1].test_acc.tolist()
+
+
 def test_a_reduced_proxy_network_trains_fewer_parameters_on_the_same_batch(bench):
     arch = bench.space.parse("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|nor_conv_3x3~2|")
     full, small = RMI(**TINY), RMI(**TINY, channels=8, cells=1)
