@@ -242,5 +242,5 @@ def test_a_teacher_with_other_stages_fails_at_fit(bench, monkeypatch):
             return stages[:2], logits
 
     monkeypatch.setattr(teachers, "load_teacher", lambda *a, **kw: TwoStages(real(*a, **kw)))
-    with pytest.raises(ConfigError, match="teacher 'resnet20' has 2 stages, nb201 networks 3"):
+    with pytest.raises(ConfigError, match="teacher .resnet20. has 2 stages, nb201 networks 3: each candidate stage"):
         RMI(**TINY).fit(ctx(bench))
