@@ -75,11 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     estimator.fit(context)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    new = not args.out.exists()
+    new = not args.out.exists() or args.out.stat().st_size == 0  # empty: a run stopped before its first row
     with args.out.open("a", newline="") as handle:
         writer = csv.writer(handle)
         if new:
             writer.writerow(HEADER)
+            handle.flush()
         for index, arch in enumerate(archs):
             text = benchmark.space.format(arch)
             if text in done:

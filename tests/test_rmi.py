@@ -154,6 +154,7 @@ def test_trajectory_study_fills_the_cache_that_rank_jobs_read(nb201_csv, tmp_pat
     overrides = ["n_archs=3", "estimator.steps=4", "estimator.batch_size=8", "estimator.pool_factor=2"]
     overrides += [f"cache_dir={tmp_path / 'cache'}"]
     out = tmp_path / "traj.csv"
+    out.touch()  # as a run stopped before its first row leaves it
     assert rmi_trajectories.main([str(out), "--cache-steps", "2", *overrides]) == 0
     assert rmi_trajectories.main([str(out), *overrides]) == 0  # resumed: nothing left to do, nothing appended
     rows = np.genfromtxt(out, delimiter=",", names=True, dtype=None, encoding=None)
