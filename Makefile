@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-run: $(STAMP)
-	$(PY) -m harness $(ARGS)
+run: $(STAMP)  # the RMI-NAS main job (a few minutes on a CPU); ARGS adds overrides
+	$(PY) -m harness estimator=rmi searcher=rminas $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

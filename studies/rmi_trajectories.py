@@ -1,9 +1,10 @@
 """Record RMI's training trajectories on a rank sample, and cache what every shorter run would have scored.
 
     python -m studies.rmi_trajectories OUT.csv [--cache-steps 10,25,50,100] [--only select] [harness overrides ...]
-    python -m studies.rmi_trajectories results/studies/rmi/seed0.csv --cache-steps 10,25,50,100 n_archs=200
+    python -m studies.rmi_trajectories results/seed0.csv --cache-steps 10,25,50,100 n_archs=200 estimator=rmi_paper
 
-Runs the rank job of ``task=rank estimator=rmi OVERRIDES`` (same sample, same estimator seed, same batch as
+Runs the rank job of ``task=rank estimator=rmi OVERRIDES`` (or of the RMI config OVERRIDES name: same sample,
+same estimator seed, same batch as
 ``python -m harness`` would use), but with :meth:`estimators.rmi.RMI.trajectory`: one row per (architecture, step)
 with the loss, each stage's ``1 - CKA``, the cross-entropy and the wall seconds since the start. The first k steps
 of a run do not depend on how many follow, so row k is exactly what ``estimator.steps=k`` scores and costs; each
@@ -50,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="harness overrides, e.g. n_archs=200 seed=1")
     args = parser.parse_intermixed_args(argv)
 
-    cfg = compose(["task=rank", "estimator=rmi", *args.overrides])
+    chosen = any(o.startswith("estimator=") for o in args.overrides)  # e.g. estimator=rmi_paper
+    cfg = compose(["task=rank", *([] if chosen else ["estimator=rmi"]), *args.overrides])
     name, make = build(cfg.estimator)
     estimator = make()
     if not isinstance(estimator, RMI):
