@@ -15,7 +15,7 @@ behaviour (a transfer), where the reference code uses that dataset's images and 
 
 from __future__ import annotations
 
-import math
+import functools
 import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
@@ -32,6 +32,22 @@ if TYPE_CHECKING:
 
 SELECTIONS = ("lowest_ce", "class_balanced", "all")
 TRAJECTORY_COLUMNS = ("loss", "gap1", "gap2", "gap3", "ce", "seconds")
+
+
+def size_prior_score(loss: float | np.ndarray, n_params: float | np.ndarray, size_prior: float) -> float | np.ndarray:
+    """RMI's score from its final loss: ``-loss`` (the paper's) when ``size_prior`` is 0, else
+    ``-ln(loss) + size_prior * ln(n_params)``, the loss divided by ``n_params ** size_prior``. Floats or arrays."""
+    if size_prior == 0:
+        return -loss
+    return -np.log(np.maximum(loss, 1e-12)) + size_prior * np.log(n_params)
+
+
+@functools.cache
+def count_params(space: str, ops: tuple[int, ...]) -> int:
+    """Parameters of the benchmark's network of ``ops`` (CIFAR-10 head), counted once per architecture."""
+    from harness.networks import build_network
+
+    return sum(p.numel() for p in build_network(space, ops).parameters())
 
 
 def centered_gram(x: torch.Tensor) -> torch.Tensor:
@@ -226,16 +242,12 @@ class RMI(Estimator):
         return Estimate(self.score(arch, float(loss)), time.perf_counter() - t0, self.context.device)
 
     def score(self, arch: Arch, loss: float) -> float:
-        """The score of a candidate whose run ended at ``loss``: ``-loss``, or with a size prior
-        ``-ln(loss) + size_prior * ln(parameters)``. A non-finite loss is a failed evaluation."""
-        from harness.networks import build_network
-
+        """The score of a candidate whose run ended at ``loss`` (:func:`size_prior_score`). A non-finite loss is a
+        failed evaluation."""
         if not np.isfinite(loss):
             raise EstimatorError(f"RMI loss diverged ({loss}) within {self.steps} steps")
-        if self.size_prior == 0:
-            return -loss
-        n_params = sum(p.numel() for p in build_network(self.context.space.name, arch.ops).parameters())
-        return -math.log(max(loss, 1e-12)) + self.size_prior * math.log(n_params)
+        n_params = count_params(self.context.space.name, arch.ops) if self.size_prior else 1
+        return float(size_prior_score(loss, n_params, self.size_prior))
 
     def trajectory(self, arch: Arch) -> np.ndarray:
         """The whole run of :meth:`estimate`, recorded: one row per step k = 1..steps with columns

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from estimators.rmi import size_prior_score
 from harness import metrics, seeding, storage
 from harness.benchmarks import NB201
 
@@ -54,7 +55,7 @@ def readouts(traj: pd.DataFrame, params: np.ndarray | None) -> dict[str, tuple[n
                 out[f"{name}@{k}+params"] = ((rank01(score) + rank01(params)) / 2, cost)
         if params is not None:
             for w in PRIOR_WEIGHTS:
-                out[f"loss@{k}/params^{w}"] = (-np.log(wide["loss"][k].to_numpy()) + w * np.log(params), cost)
+                out[f"loss@{k}/params^{w}"] = (size_prior_score(wide["loss"][k].to_numpy(), params, w), cost)
     return out
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from estimators.rmi import size_prior_score
 from harness import metrics, seeding
 from harness.benchmarks import NB201
 from studies.rmi_analysis import baselines
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     archs = sorted(set.intersection(*(set(run.index) for run in runs.values())))
     bench = NB201("cifar10").load()
     test = np.array([bench.test_accuracy(bench.space.parse(a)) for a in archs])
-    log_params = np.log(baselines(args.baselines, archs)["params"][0])
+    params = baselines(args.baselines, archs)["params"][0]
     reference: dict[int, np.ndarray] = {}
     rows = []
     for label, run in runs.items():
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             loss = run["loss"][k].loc[archs].to_numpy()
             reference.setdefault(k, loss)
             row = {"variant": label, "steps": k, "s_per_arch": run["seconds"][k].loc[archs].mean()}
-            for name, score in (("loss", -loss), ("prior", -np.log(loss) + PRIOR * log_params)):
+            for name, score in (("loss", -loss), ("prior", size_prior_score(loss, params, PRIOR))):
                 ok = np.isfinite(score)
                 row[f"tau_{name}"] = metrics.kendall_tau(score[ok], test[ok])
                 row[f"{name}_lo"], row[f"{name}_hi"] = metrics.bootstrap_ci(
