@@ -21,7 +21,6 @@ import hashlib
 import json
 import logging
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from harness import cifar10, seeding
+from harness.budget import stopwatch
 from harness.errors import ConfigError, EstimatorError
 from harness.interfaces import Estimator, EstimatorContext, EstimatorTags
 from harness.networks.supernet import Supernet, build_supernet
@@ -123,7 +123,8 @@ def accuracy(net: nn.Module, x: Tensor, y: Tensor) -> float:
 
 class OneShot(Estimator):
     """Score = validation accuracy (%) of the architecture's path of an SPOS-trained supernet, after BatchNorm
-    recalibration; cost = measured wall seconds of that (weight inheritance, recalibration, evaluation).
+    recalibration; cost = the :func:`~harness.budget.stopwatch` seconds of that (weight inheritance,
+    recalibration, evaluation).
 
     ``fit`` trains the supernet, or resumes or reuses a checkpoint of the same training config, and charges the
     training's wall seconds (for a reused checkpoint: the seconds recorded in it).
@@ -333,9 +334,9 @@ class OneShot(Estimator):
             log.info("oneshot: training the supernet for %d epochs (checkpoint %s)", self.epochs, path)
         path.parent.mkdir(parents=True, exist_ok=True)
         for epoch in range(start, self.epochs):
-            t0 = time.perf_counter()
+            elapsed = stopwatch(context.device)
             loss = self._train_epoch(context, supernet, opt, sched, epoch, steps)
-            seconds += time.perf_counter() - t0
+            seconds += elapsed()
             losses.append(loss)
             if not math.isfinite(loss):
                 raise EstimatorError(f"oneshot: supernet training diverged in epoch {epoch + 1} (loss {loss})")
@@ -398,8 +399,11 @@ class OneShot(Estimator):
         Args:
             arch: the candidate.
         """
-        t0 = time.perf_counter()
+        elapsed = stopwatch(self.context.device)
         net = self._supernet.extract(arch.ops).to(memory_format=MEMORY_FORMAT)
         recalibrate_bn(net, self.bn_batches_for(arch))
         score = accuracy(net, self._valid_x, self._valid_y)
-        return Estimate(score, time.perf_counter() - t0, self.context.device)
+        return Estimate(score, elapsed(), self.context.device)
+
+    def data_files(self, data_dir: Path) -> list[Path]:
+        return [cifar10.jpeg_archive_path(data_dir)]

@@ -15,14 +15,17 @@ behaviour (a transfer), where the reference code uses that dataset's images and 
 
 from __future__ import annotations
 
+import collections
 import functools
-import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from harness import cifar10, seeding
+from harness.budget import stopwatch
 from harness.errors import ConfigError, EstimatorError
 from harness.interfaces import Estimator, EstimatorContext, EstimatorTags
 from harness.types import Arch, Estimate
@@ -31,6 +34,9 @@ if TYPE_CHECKING:
     import torch
 
 SELECTIONS = ("lowest_ce", "class_balanced", "all")
+TEACHER_BN = ("eval", "batch")
+LAST_FEATURES = ("cell", "lastact")
+READOUTS = ("last_step", "after_update")
 TRAJECTORY_COLUMNS = ("loss", "gap1", "gap2", "gap3", "ce", "seconds")
 
 
@@ -45,9 +51,9 @@ def size_prior_score(loss: float | np.ndarray, n_params: float | np.ndarray, siz
 @functools.cache
 def count_params(space: str, ops: tuple[int, ...]) -> int:
     """Parameters of the benchmark's network of ``ops`` (CIFAR-10 head), counted once per architecture."""
-    from harness.networks import build_network
+    from harness.networks import build_network, n_params
 
-    return sum(p.numel() for p in build_network(space, ops).parameters())
+    return n_params(build_network(space, ops))
 
 
 def centered_gram(x: torch.Tensor) -> torch.Tensor:
@@ -85,6 +91,16 @@ class RMI(Estimator):
         channels, cells: train a reduced (or enlarged) proxy of the candidate: first-stage width and, on NB201,
             cells per stage (``None``: the benchmark's network, as in the paper).
         size_prior: weight of ln(parameter count) in the score (0: the paper's score, minus the loss).
+        teacher_bn: ``eval`` (the teacher's BatchNorm uses its running statistics) or ``batch`` (it normalises with
+            the statistics of the images it sees, as the reference code, which never puts the teacher in eval mode).
+        last_feature: the candidate's third compared stage: ``cell`` (the last cell's output, like the teacher's
+            stage output) or ``lastact`` (after the network's final BN + ReLU, as the reference code; NB201 only).
+        pool_augment: draw the pool with a random horizontal flip and a random 32x32 crop of the image padded by 4
+            zeros, once per image, as the reference's training loader does.
+        readout: ``last_step`` (the loss of the last step's forward pass, before its update) or ``after_update``
+            (the loss after ``steps`` updates, one forward pass later, as the reference code).
+        repeats: independent runs per candidate, each with its own pool, batch and initialisation; the score is
+            that of their mean final loss (1: the paper's single run).
     """
 
     tags = EstimatorTags(live=True, deterministic=True, dataset_free=True)  # CIFAR-10 images whatever the table
@@ -104,6 +120,11 @@ class RMI(Estimator):
         channels: int | None = None,
         cells: int | None = None,
         size_prior: float = 0.0,
+        teacher_bn: str = "eval",
+        last_feature: str = "cell",
+        pool_augment: bool = False,
+        readout: str = "last_step",
+        repeats: int = 1,
     ) -> None:
         self.teacher = teacher
         self.steps = steps
@@ -118,6 +139,11 @@ class RMI(Estimator):
         self.channels = channels
         self.cells = cells
         self.size_prior = size_prior
+        self.teacher_bn = teacher_bn
+        self.last_feature = last_feature
+        self.pool_augment = pool_augment
+        self.readout = readout
+        self.repeats = repeats
 
     def _check(self, context: EstimatorContext) -> None:
         from harness.teachers import TEACHERS
@@ -125,8 +151,8 @@ class RMI(Estimator):
         problems = []
         if self.teacher not in TEACHERS:
             problems.append(f"teacher={self.teacher!r} is not one of {', '.join(TEACHERS)}")
-        if self.steps < 1:
-            problems.append(f"steps must be >= 1, got {self.steps}")
+        if self.steps < 1 or self.repeats < 1:
+            problems.append(f"steps and repeats must be >= 1, got {self.steps}, {self.repeats}")
         if self.batch_size < 2 or self.pool_factor < 1:
             problems.append(f"batch_size must be >= 2 and pool_factor >= 1, got {self.batch_size}, {self.pool_factor}")
         elif self.batch_size * self.pool_factor > cifar10.SPLIT_SIZES["train"]:
@@ -146,36 +172,52 @@ class RMI(Estimator):
             problems.append(f"stage_weights needs one weight per stage (3), got {list(self.stage_weights)}")
         if not self.size_prior >= 0.0:
             problems.append(f"size_prior must be >= 0, got {self.size_prior}")
+        for name, valid in (("teacher_bn", TEACHER_BN), ("last_feature", LAST_FEATURES), ("readout", READOUTS)):
+            if getattr(self, name) not in valid:
+                problems.append(f"{name}={getattr(self, name)!r} is not one of {', '.join(valid)}")
+        if self.last_feature == "lastact" and context.space.name != "nb201":
+            problems.append(f"last_feature=lastact needs NB201's final BN + ReLU; {context.space.name} has none")
         if problems:
             raise ConfigError("estimator rmi: " + "; ".join(problems))
 
     def fit(self, context: EstimatorContext) -> float:
-        """Load the teacher and the images, choose the batch, compute the teacher's stage Gram matrices once."""
-        import torch
-        import torch.nn.functional as F
-
+        """Load the teacher and the images, choose each run's batch, compute the teacher's stage Gram matrices once."""
         from harness.teachers import load_teacher
 
         self._check(context)
-        t0 = time.perf_counter()
-        self.context = context
-        device = context.device
-        teacher = load_teacher(self.teacher, data_dir=context.data_dir, device=device)  # eval mode, frozen
+        # the one-time JPEG decode of a fresh machine is not this estimator's cost: load before the clock starts
         data = cifar10.load_split(
             "train", cifar10.Cifar10Config(data_dir=context.data_dir, cache_dir=context.cache_dir)
         )
-        pool = cifar10.sample_indices(self.batch_size * self.pool_factor, context.rng, split=data)
-        x, y = cifar10.get_batch(data, pool, device=device)
+        elapsed = stopwatch(context.device)
+        self.context = context
+        teacher = load_teacher(self.teacher, data_dir=context.data_dir, device=context.device)  # eval mode, frozen
+        if self.teacher_bn == "batch":
+            teacher.train()  # parameters stay frozen; BN normalises with the batch's statistics
+        self.batches = [self._batch(teacher, data) for _ in range(self.repeats)]  # the first is repeats=1's
+        self._check_stages(len(self.batches[0].teacher))
+        return elapsed()
+
+    def _batch(self, teacher: torch.nn.Module, data: cifar10.Cifar10Split) -> _Batch:
+        """Draw a pool with the estimator's generator, choose the batch in it, and keep the teacher's Gram matrices."""
+        import torch
+        import torch.nn.functional as F
+
+        ctx = self.context
+        pool = cifar10.sample_indices(self.batch_size * self.pool_factor, ctx.rng, split=data)
+        x, y = cifar10.get_batch(data, pool, device=ctx.device, augment=ctx.rng if self.pool_augment else None)
         with torch.no_grad():  # in float64: in float32 many easy images have a cross-entropy of exactly 0
             ce = F.cross_entropy(teacher(x).double(), y, reduction="none").cpu().numpy()
         keep = self._select(ce, pool, y.cpu().numpy())
-        self.x, self.y = x[keep], y[keep]
-        self.batch_indices = pool[keep]
         with torch.no_grad():
-            stages, _ = teacher.forward_stages(self.x)
-        self._teacher = [(lc, lc.norm()) for lc in (centered_gram(s) for s in stages)]
-        self._check_stages(len(stages))
-        return time.perf_counter() - t0
+            stages, _ = teacher.forward_stages(x[keep])
+        grams = [(lc, lc.norm()) for lc in (centered_gram(s) for s in stages)]
+        return _Batch(x[keep], y[keep], pool[keep], grams)
+
+    def data_files(self, data_dir: Path) -> list[Path]:
+        from harness.teachers import teacher_path
+
+        return [cifar10.jpeg_archive_path(data_dir), teacher_path(self.teacher, data_dir)]
 
     def _check_stages(self, n_teacher: int) -> None:
         """CKA compares Gram matrices, so any widths and resolutions fit, but each candidate stage needs a
@@ -188,7 +230,7 @@ class RMI(Estimator):
         arch = ctx.space.sample(np.random.default_rng(0))
         probe = build_network(ctx.space.name, arch.ops, channels=self.channels, cells=self.cells).eval()
         with torch.no_grad():
-            n_candidate = len(probe.forward_stages(self.x[:2].cpu())[0])
+            n_candidate = len(probe.forward_stages(self.batches[0].x[:2].cpu())[0])
         if n_candidate != n_teacher:
             raise ConfigError(
                 f"estimator rmi: teacher {self.teacher!r} has {n_teacher} stages, {ctx.space.name} networks "
@@ -210,36 +252,48 @@ class RMI(Estimator):
             rank += 1
         return np.sort(np.array(chosen))
 
-    def _train(self, arch: Arch) -> Iterator[tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]]:
-        """Train a fresh candidate, yielding after each SGD step k = 1..steps its loss at step k (the loss that
-        ``steps=k`` reads out), the three stages' ``1 - CKA`` and the cross-entropy (tensors, not synchronised)."""
+    def _train(self, arch: Arch, run: int = 0) -> Iterator[tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]]:
+        """Train a fresh candidate on the batch of ``run``, yielding after each SGD step k its loss at step k (the
+        loss that ``steps=k`` reads out with ``readout=last_step``, and ``steps=k-1`` with ``after_update``), the
+        three stages' ``1 - CKA`` and the cross-entropy (tensors, not synchronised). The last one is the score's."""
         import torch
         import torch.nn.functional as F
 
         from harness.networks import build_network
 
         ctx = self.context
-        seeding.seed_torch(seeding.rng(ctx.seed, "init:" + ctx.space.format(arch)))
+        batch = self.batches[run]
+        name = ("init:" if run == 0 else f"init{run}:") + ctx.space.format(arch)
+        seeding.seed_torch(seeding.rng(ctx.seed, name))
         net = build_network(ctx.space.name, arch.ops, channels=self.channels, cells=self.cells)  # CIFAR-10 head
         net = net.to(ctx.device).train()
         opt = torch.optim.SGD(net.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
-        for _ in range(self.steps):
-            stages, logits = net.forward_stages(self.x)
+        forward = net.forward_stages
+        if self.last_feature == "lastact":
+            forward = functools.partial(net.forward_stages, final_act=True)
+        for _ in range(self.readout_row(self.steps) + 1):
+            stages, logits = forward(batch.x)
             gaps = [
                 1 - linear_cka(centered_gram(s), lc, lc_norm)
-                for s, (lc, lc_norm) in zip(stages, self._teacher, strict=True)
+                for s, (lc, lc_norm) in zip(stages, batch.teacher, strict=True)
             ]
-            ce = F.cross_entropy(logits, self.y)
+            ce = F.cross_entropy(logits, batch.y)
             loss = self.beta * sum(w * g for w, g in zip(self.stage_weights, gaps, strict=True)) + (1 - self.beta) * ce
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             yield loss.detach(), [g.detach() for g in gaps], ce.detach()
 
+    def readout_row(self, steps: int) -> int:
+        """The row of :meth:`trajectory` (0-based) that holds the loss and cost of ``steps``."""
+        return steps - 1 + (self.readout == "after_update")
+
     def estimate(self, arch: Arch) -> Estimate:
-        t0 = time.perf_counter()
-        *_, (loss, _, _) = self._train(arch)
-        return Estimate(self.score(arch, float(loss)), time.perf_counter() - t0, self.context.device)
+        elapsed = stopwatch(self.context.device)
+        losses = [
+            float(last[0]) for last in (collections.deque(self._train(arch, r), 1)[0] for r in range(self.repeats))
+        ]
+        return Estimate(self.score(arch, float(np.mean(losses))), elapsed(), self.context.device)
 
     def score(self, arch: Arch, loss: float) -> float:
         """The score of a candidate whose run ended at ``loss`` (:func:`size_prior_score`). A non-finite loss is a
@@ -250,13 +304,31 @@ class RMI(Estimator):
         return float(size_prior_score(loss, n_params, self.size_prior))
 
     def trajectory(self, arch: Arch) -> np.ndarray:
-        """The whole run of :meth:`estimate`, recorded: one row per step k = 1..steps with columns
-        :data:`TRAJECTORY_COLUMNS` (loss, 1 - CKA of each stage, cross-entropy, wall seconds since the start).
-        Row k - 1 holds exactly what ``steps=k`` scores (``-loss``) and costs (``seconds``), because the first k
-        steps of a run do not depend on how many follow. Synchronises every step: for studies, not for search."""
-        t0 = time.perf_counter()
-        rows = [
-            [float(loss), *(float(g) for g in gaps), float(ce), time.perf_counter() - t0]
-            for loss, gaps, ce in self._train(arch)
-        ]
-        return np.array(rows)
+        """The whole run of :meth:`estimate`, recorded: one row per step with columns :data:`TRAJECTORY_COLUMNS`
+        (loss, 1 - CKA of each stage, cross-entropy: means over the ``repeats`` runs; seconds since the start,
+        summed over them, as :func:`~harness.budget.stopwatch` counts). Row :meth:`readout_row` ``(k)`` holds
+        exactly what ``steps=k`` scores and costs, because the first steps of a run do not depend on how many
+        follow. Synchronises every step: for studies, not for search."""
+        runs = []
+        for r in range(self.repeats):
+            elapsed = stopwatch(self.context.device)
+            runs.append(
+                [
+                    [float(loss), *(float(g) for g in gaps), float(ce), elapsed()]
+                    for loss, gaps, ce in self._train(arch, r)
+                ]
+            )
+        rows = np.array(runs)  # (run, step, column)
+        out = rows.mean(axis=0)
+        out[:, -1] = rows[:, :, -1].sum(axis=0)
+        return out
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """One run's training batch: images, labels, their training-split indices, the teacher's (Gram, norm) per stage."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    indices: np.ndarray
+    teacher: list[tuple[torch.Tensor, torch.Tensor]]

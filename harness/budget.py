@@ -1,13 +1,16 @@
 """Budget (the limits of a run) and CostClock (the only place cost is added up).
 
 The clock is simulated: a table estimator charges the benchmark's recorded training seconds, a live estimator
-charges its measured wall seconds. An evaluation starts only while the budget is not spent; the one that crosses
-the limit still counts (its cost was spent before anyone could know it crosses).
+what its :func:`stopwatch` measured (CPU seconds on a CPU, wall seconds on an accelerator). An evaluation starts
+only while the budget is not spent; the one that crosses the limit still counts (its cost was spent before anyone
+could know it crosses).
 """
 
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness.errors import ConfigError
@@ -19,7 +22,7 @@ class Budget:
 
     Attributes:
         max_evals: number of evaluations.
-        max_cost_s: seconds on the cost clock (recorded benchmark seconds or measured wall seconds).
+        max_cost_s: seconds on the cost clock (recorded benchmark seconds or what live estimators measured).
     """
 
     max_evals: int | None = None
@@ -56,3 +59,20 @@ class CostClock:
         if budget.max_evals is not None and self.n_evals >= budget.max_evals:
             return True
         return budget.max_cost_s is not None and self.elapsed_s >= budget.max_cost_s
+
+
+def stopwatch(device: str) -> Callable[[], float]:
+    """Start the clock a live estimator charges on ``device``; calling the result gives the seconds since.
+
+    On a CPU it counts the process's CPU seconds (all threads, user + system): another job's load delays the work
+    but adds little to them at a fixed thread count, whereas wall seconds grow with the load. On an accelerator it
+    counts wall seconds, since CPU time does not see the device's work.
+    """
+    now = time.process_time if device.startswith("cpu") else time.perf_counter
+    start = now()
+    return lambda: now() - start
+
+
+def cost_unit(device: str) -> str:
+    """What :func:`stopwatch` counts on ``device``, as the records and summaries name it."""
+    return f"CPU seconds of the process on {device}" if device.startswith("cpu") else f"wall seconds on {device}"

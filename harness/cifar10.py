@@ -409,20 +409,45 @@ def normalize(images: npt.NDArray[np.uint8], *, device: str = "cpu") -> torch.Te
     return ((x - mean) / std).contiguous()
 
 
-def get_batch(data: Cifar10Split, indices: npt.ArrayLike, *, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+def get_batch(
+    data: Cifar10Split,
+    indices: npt.ArrayLike,
+    *,
+    device: str = "cpu",
+    augment: np.random.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Normalised images (B, 3, 32, 32) float32 and labels (B,) int64 for ``indices`` of a split.
 
     Parameters:
         data: a loaded split.
         indices: integer indices into the split.
         device: torch device of the result.
+        augment: a generator: apply :func:`flip_and_crop` with it before normalising (``None``: the images as they are).
     """
     import torch
 
     idx = np.asarray(indices, dtype=np.int64)
-    x = normalize(data.images[idx], device=device)
+    images = data.images[idx] if augment is None else flip_and_crop(data.images[idx], augment)
+    x = normalize(images, device=device)
     y = torch.from_numpy(np.array(data.labels[idx], dtype=np.int64)).to(device)
     return x, y
+
+
+def flip_and_crop(images: npt.NDArray[np.uint8], rng: np.random.Generator, pad: int = 4) -> npt.NDArray[np.uint8]:
+    """The standard CIFAR training augmentation, once per image: a horizontal flip with probability 1/2, then a
+    random crop of the original size from the image padded by ``pad`` zero pixels on each side (torchvision's
+    ``RandomHorizontalFlip()`` and ``RandomCrop(32, padding=4)``, before normalisation).
+
+    Parameters:
+        images: uint8 NHWC array. rng: the caller's generator. pad: zero padding of the crop.
+    """
+    out = np.array(images, dtype=np.uint8, copy=True)
+    n, h, w, _ = out.shape
+    flip = rng.random(n) < 0.5
+    out[flip] = out[flip, :, ::-1]
+    padded = np.pad(out, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    top, left = rng.integers(0, 2 * pad + 1, size=(2, n))
+    return np.stack([padded[i, y : y + h, x : x + w] for i, (y, x) in enumerate(zip(top, left, strict=True))])
 
 
 def sample_indices(

@@ -48,6 +48,9 @@ class HarnessConfig:
     archs: list[str] | None = None
     #: torch device for live estimators: auto (CUDA when present), cpu, cuda, cuda:1, ...
     device: str = "auto"
+    #: torch threads for live estimators; null = the CPUs this job was given (affinity mask, SLURM_CPUS_PER_TASK)
+    #: shared among the joblib launcher's workers
+    threads: int | None = None
     #: shared data folder; null = $HARNESS_DATA_DIR or ../shared/data next to the project
     data_dir: str | None = None
     #: derived caches; null = $HARNESS_CACHE_DIR or <project>/.cache

@@ -16,6 +16,11 @@ class DataFileError(HarnessError):
     """A required data file is missing or malformed."""
 
 
+class StateFileError(HarnessError):
+    """A file the harness wrote and reads back (a run summary, records, the score database, a checkpoint, a table
+    index) is truncated, garbage or of the wrong kind; the message names it and what to do."""
+
+
 class ArchParseError(HarnessError, ValueError):
     """An architecture string cannot be parsed; the message names the bad token."""
 
@@ -29,3 +34,7 @@ class OutOfDomainError(HarnessError, KeyError):
 
 class EstimatorError(HarnessError):
     """An estimator failed on one architecture. The loop records it as a failed evaluation and goes on."""
+
+
+class RunAborted(HarnessError):
+    """Too many evaluations in a row failed: the estimator is broken for this setting, not one architecture."""

@@ -9,12 +9,14 @@ import dataclasses
 import datetime as dt
 import functools
 import logging
+import os
 import platform
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from harness import loop, paths, seeding, storage
@@ -22,7 +24,7 @@ from harness.budget import Budget
 from harness.cache import CachedEstimator, ScoreCache, estimator_key
 from harness.config import HarnessConfig
 from harness.errors import ConfigError
-from harness.interfaces import Benchmark, EstimatorContext, SearchSpace
+from harness.interfaces import Benchmark, Estimator, EstimatorContext, SearchSpace
 from harness.types import Arch, RunResult
 
 TASKS = ("search", "rank")
@@ -74,7 +76,7 @@ def run_folder(job_dir: Path, seed: int, first_seed: int) -> Path:
 
 
 #: settings that do not change what a run computes; a finished run is re-used whatever their values
-_NOT_DEFINING = ("progress", "n_seeds", "skip_done", "score_cache", "data_dir", "cache_dir", "results_dir")
+_NOT_DEFINING = ("progress", "n_seeds", "skip_done", "score_cache", "data_dir", "cache_dir", "results_dir", "threads")
 
 
 def _defining(config: dict[str, Any]) -> dict[str, Any]:
@@ -123,6 +125,41 @@ def estimator_context(
     )
 
 
+def score_key(cfg: DictConfig, estimator: Estimator, space: SearchSpace) -> str:
+    """The score cache's key for this job's estimator (:func:`harness.cache.estimator_key`)."""
+    params = OmegaConf.to_container(cfg.estimator, resolve=True)
+    assert isinstance(params, dict)
+    device = resolve_device(cfg.device, estimator.tags.live)
+    return estimator_key(params, estimator, space=space, device=device, data_dir=cfg.data_dir)
+
+
+def default_threads() -> int:
+    """The CPUs this job was given: its affinity mask, capped by ``$SLURM_CPUS_PER_TASK``, shared among the
+    workers of Hydra's joblib launcher when it runs this job (``n_jobs``, -1 = one per CPU)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if slurm.isdigit() and int(slurm) > 0:
+        cpus = min(cpus, int(slurm))
+    workers = 1
+    if HydraConfig.initialized():
+        launcher = HydraConfig.get().launcher
+        if "joblib" in str(launcher.get("_target_", "")):
+            n_jobs = int(launcher.get("n_jobs", -1))
+            workers = cpus if n_jobs < 0 else max(1, min(n_jobs, cpus))
+    return max(1, cpus // workers)
+
+
+def set_torch_threads(cfg: DictConfig) -> int:
+    """Give torch ``cfg.threads`` intra-op threads (``null``: :func:`default_threads`) and return the number."""
+    import torch
+
+    threads = cfg.threads if cfg.threads is not None else default_threads()
+    if threads < 1:
+        raise ConfigError(f"threads must be >= 1 (or null: the CPUs this job was given), got {threads}")
+    torch.set_num_threads(int(threads))
+    return int(threads)
+
+
 def run_job(cfg: DictConfig, job_dir: Path) -> list[Path]:
     """Run the task of ``cfg`` for each of its seeds and write one folder per seed; returns the folders."""
     if cfg.task not in TASKS:
@@ -136,10 +173,11 @@ def run_job(cfg: DictConfig, job_dir: Path) -> list[Path]:
     config = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(config, dict)
     probe = make_estimator()
-    cache = (
-        ScoreCache(paths.cache_dir(cfg.cache_dir) / "scores.sqlite") if cfg.score_cache and probe.tags.live else None
-    )
-    cache_key = estimator_key(config["estimator"], probe)
+    cache, cache_key = None, ""
+    if cfg.score_cache and probe.tags.live:
+        cache = ScoreCache(paths.cache_dir(cfg.cache_dir) / "scores.sqlite")
+        cache_key = score_key(cfg, probe, benchmark.space)
+    threads = set_torch_threads(cfg) if probe.tags.live else None
     budget = Budget(cfg.budget.max_evals, cfg.budget.max_cost_s) if cfg.task == "search" else None
     if cfg.task == "rank":
         archs, draws = rank_sample(cfg, benchmark.space)
@@ -186,6 +224,8 @@ def run_job(cfg: DictConfig, job_dir: Path) -> list[Path]:
                 result.summary["n_draws"] = draws
             if isinstance(estimator, CachedEstimator):
                 result.summary["n_cache_hits"] = estimator.hits
+            if threads is not None:
+                result.summary["threads"] = threads
             summary = {
                 "task": cfg.task,
                 "experiment": cfg.experiment_name,

@@ -15,6 +15,7 @@ import itertools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -66,8 +67,17 @@ class SearchSpace(abc.ABC):
             isinstance(o, int) and 0 <= o < c for o, c in zip(arch.ops, self.choices, strict=True)
         )
 
+    #: spaces larger than this are never enumerated (a search over them samples)
+    max_enumerable = 10_000_000
+
     def enumerate(self) -> Iterator[Arch]:
-        """Every architecture, in index order (the last decision varies fastest)."""
+        """Every architecture, in index order (the last decision varies fastest); a :class:`ConfigError` for a space
+        too large to enumerate (over :attr:`max_enumerable`)."""
+        if self.size > self.max_enumerable:
+            raise ConfigError(
+                f"the {self.name} space has {self.size:.3g} architectures, too many to enumerate; "
+                "sample it instead (or restrict it to a known set)"
+            )
         for ops in itertools.product(*(range(c) for c in self.choices)):
             yield Arch(ops)
 
@@ -156,15 +166,14 @@ class EstimatorTags:
     """Facts the loop and the tests need about an estimator.
 
     Attributes:
-        live: computes something (charges measured wall seconds) rather than reading a table (recorded seconds).
+        live: computes something (charges what :func:`~harness.budget.stopwatch` measures) rather than reading a
+            table (recorded seconds).
         deterministic: the same (arch, seed) always gives the same score.
-        needs_gpu: impractically slow without CUDA.
         dataset_free: scores do not depend on the benchmark's dataset (the score cache shares them across datasets).
     """
 
     live: bool
     deterministic: bool = True
-    needs_gpu: bool = False
     dataset_free: bool = False
 
 
@@ -181,6 +190,10 @@ class Estimator(abc.ABC):
     @abc.abstractmethod
     def estimate(self, arch: Arch) -> Estimate:
         """Score one architecture; raise :class:`~harness.errors.EstimatorError` when it cannot."""
+
+    def data_files(self, data_dir: Path) -> list[Path]:
+        """The shared data files the scores depend on (their content is part of the score cache's key)."""
+        return []
 
 
 class Searcher(abc.ABC):
@@ -199,34 +212,40 @@ class Searcher(abc.ABC):
         self.space = space
         self.rng = rng
         self.unique = unique
-        self._asked: set[Arch] = set()
+        #: every architecture asked so far (repeats too when ``unique`` is false)
+        self.asked: set[Arch] = set()
 
     def ask(self) -> Arch | None:
         """The next architecture to evaluate, or ``None`` when there is none left."""
-        if not self.unique:
-            return self.propose()
-        if len(self._asked) >= self.space.size:
+        if self.unique and len(self.asked) >= self.space.size:
             return None
         arch = self.propose()
-        for _ in range(self.max_retries):
-            if arch is None or arch not in self._asked:
-                break
-            arch = self.propose()
-        else:
-            arch = self._unseen_uniform()
+        if self.unique:
+            for _ in range(self.max_retries):
+                if arch is None or arch not in self.asked:
+                    break
+                arch = self.propose()
+            else:
+                arch = self.draw_unseen(1)[0]
         if arch is not None:
-            self._asked.add(arch)
+            self.asked.add(arch)
         return arch
 
-    def _unseen_uniform(self, seen: set[Arch] | None = None) -> Arch:
-        """A uniformly random architecture not in ``seen`` (default: the asked ones); the space must have one."""
-        seen = self._asked if seen is None else seen
-        for _ in range(10 * self.max_retries):
+    def draw_unseen(self, n: int) -> list[Arch]:
+        """``n`` distinct uniformly random architectures never asked (every one left when fewer remain), in an
+        order that depends on the rng only."""
+        n = min(n, self.space.size - len(self.asked))
+        picked: dict[Arch, None] = {}  # insertion-ordered
+        for _ in range(20 * n + self.max_retries):
+            if len(picked) >= n:
+                return list(picked)
             arch = self.space.sample(self.rng)
-            if arch not in seen:
-                return arch
-        unseen = [a for a in self.space.enumerate() if a not in seen]
-        return unseen[int(self.rng.integers(len(unseen)))]
+            if arch not in self.asked:
+                picked[arch] = None
+        # almost exhausted (rejection keeps failing): draw the rest exactly
+        unseen = [a for a in self.space.enumerate() if a not in self.asked and a not in picked]
+        rest = self.rng.choice(len(unseen), size=n - len(picked), replace=False)
+        return [*picked, *(unseen[int(i)] for i in rest)]
 
     @abc.abstractmethod
     def propose(self) -> Arch | None:

@@ -15,14 +15,10 @@ from typing import Any
 import numpy as np
 
 from harness import metrics
-from harness.budget import Budget, CostClock
-from harness.errors import ConfigError, HarnessError
+from harness.budget import Budget, CostClock, cost_unit
+from harness.errors import ConfigError, RunAborted
 from harness.interfaces import Benchmark, Estimator, EstimatorContext, Searcher, SearchSpace
 from harness.types import FAILED, OK, Arch, EvalRecord, RunResult
-
-
-class RunAborted(HarnessError):
-    """Too many evaluations in a row failed: the estimator is broken for this setting, not one architecture."""
 
 
 def _progress(total: float | None, unit: str, enabled: bool) -> Any:
@@ -91,9 +87,7 @@ class _Evaluator:
 
 
 def _cost_unit(estimator: Estimator, device: str) -> str:
-    if not estimator.tags.live:
-        return "recorded benchmark training seconds"
-    return f"measured wall seconds on {device}"
+    return cost_unit(device) if estimator.tags.live else "recorded benchmark training seconds"
 
 
 def search(

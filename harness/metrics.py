@@ -69,3 +69,50 @@ def mean_std(values: Sequence[float] | np.ndarray) -> tuple[float, float, int]:
     if len(v) == 0:
         return float("nan"), float("nan"), 0
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v)
+
+
+VOTE_MODES = ("sum", "greedy")
+TIE_BREAKS = ("index", "score")
+
+
+def vote(
+    ops: np.ndarray,
+    scores: np.ndarray,
+    choices: Sequence[int],
+    *,
+    mode: str = "sum",
+    tie_break: str = "index",
+) -> tuple[int, ...]:
+    """RMI-NAS's answer from its voters: the architecture most probable under their distribution.
+
+    Args:
+        ops: (voters, decisions) chosen option per decision. scores: each voter's score (higher = better).
+        choices: options per decision.
+        mode: ``sum`` = per decision, the choice most voters made (the reference sums one-hot encodings);
+            ``greedy`` = a path through the decisions in order (the reference's ``path_info``): start with the
+            majority choice of the first decision; for each next one, among the voters that agree with the choice
+            just made for the previous decision, their most frequent choice, ties to the choice with more voters
+            overall at that decision (the reference's one-step look-ahead).
+        tie_break: a remaining tie goes to ``index`` = the lower option index (the reference's ``np.argmax``) or
+            ``score`` = the larger total score of the voters of the option (of those on the path, for greedy), then
+            the lower index.
+    """
+    ops = np.asarray(ops, dtype=np.int64)
+    scores = np.asarray(scores, dtype=np.float64)
+
+    def best(n: int, *keys: np.ndarray) -> int:
+        used = keys if tie_break == "score" else keys[:-1]  # the last key is always the total score
+        return max(range(n), key=lambda i: (*(float(k[i]) for k in used), -i))
+
+    def tally(d: int, rows: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray]:
+        n = choices[d]
+        return np.bincount(ops[rows, d], minlength=n), np.bincount(ops[rows, d], weights=scores[rows], minlength=n)
+
+    if mode == "sum":
+        return tuple(best(n, *tally(d, slice(None))) for d, n in enumerate(choices))
+    path = [best(choices[0], *tally(0, slice(None)))]
+    for d in range(1, len(choices)):
+        counts, totals = tally(d, ops[:, d - 1] == path[-1])
+        overall, _ = tally(d, slice(None))
+        path.append(best(choices[d], counts, overall, totals))
+    return tuple(path)

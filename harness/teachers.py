@@ -158,9 +158,11 @@ def _read_state_dict(path: Path) -> dict[str, Tensor]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt zip, bad pickle, truncated file, ... all mean "not a checkpoint"
+        # torch's own message may advise loading with weights_only=False, which runs arbitrary code: never echo it
         raise DataFileError(
-            f"corrupted teacher checkpoint {path} ({type(exc).__name__}: {exc}); "
-            f"it must contain {_CONTAINS}; it comes from {_SOURCE}. Replace it with an intact copy."
+            f"corrupted teacher checkpoint {path}: it cannot be read as a weights-only torch checkpoint "
+            f"({type(exc).__name__}); it must contain {_CONTAINS}; it comes from {_SOURCE}. "
+            "Replace it with an intact copy."
         ) from exc
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, Mapping) else None
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):

@@ -68,6 +68,9 @@ class EvalRecord:
         reason: why it failed; empty when ok.
         test_acc: the benchmark's test accuracy of ``arch``, written by the loop for the report (regret curves,
             re-analysis of rankings); no plug-in ever sees it.
+        answer: what the search would answer if it stopped here (the searcher's own recommendation, else the
+            best-scored evaluation so far); empty for a rank task or before any success.
+        answer_test_acc: the test accuracy of ``answer``, for regret curves (written by the loop, like ``test_acc``).
     """
 
     step: int
@@ -80,6 +83,8 @@ class EvalRecord:
     status: str = OK
     reason: str = ""
     test_acc: float = math.nan
+    answer: str = ""
+    answer_test_acc: float = math.nan
 
     @property
     def ok(self) -> bool:

@@ -21,11 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from harness import metrics
 from harness.errors import ConfigError
 from harness.interfaces import Searcher, SearchSpace
 from harness.types import Arch
-
-MODES = ("sum", "greedy")
 
 
 class RMINAS(Searcher):
@@ -44,6 +43,9 @@ class RMINAS(Searcher):
         mode: ``"sum"`` = per-decision majority; ``"greedy"`` = follow the most frequent choice of each decision
             among the voters that agree with the choice already made for the previous decision.
         unique: never ask an architecture twice (the warm-up then samples without replacement).
+        tie_break: how the vote settles a tie between choices with as many voters: ``index`` (the lower choice
+            index, as the reference's ``np.argmax`` of summed one-hot encodings) or ``score`` (the larger total
+            score of their voters, then the lower index).
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class RMINAS(Searcher):
         top_k: int = 50,
         mode: str = "sum",
         unique: bool = True,
+        tie_break: str = "index",
     ) -> None:
         super().__init__(space, rng, unique=unique)
         counts = {
@@ -75,8 +78,11 @@ class RMINAS(Searcher):
             raise ConfigError(f"rminas: positive_quantile must be a number in (0, 1), got {positive_quantile!r}")
         if not 0 < positive_quantile < 1:
             raise ConfigError(f"rminas: positive_quantile must be in (0, 1), got {positive_quantile!r}")
-        if mode not in MODES:
-            raise ConfigError(f"rminas: mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if mode not in metrics.VOTE_MODES:
+            raise ConfigError(f"rminas: mode must be one of {', '.join(metrics.VOTE_MODES)}, got {mode!r}")
+        if tie_break not in metrics.TIE_BREAKS:
+            raise ConfigError(f"rminas: tie_break must be one of {', '.join(metrics.TIE_BREAKS)}, got {tie_break!r}")
+        self.tie_break = tie_break
         self.n_warmup = int(n_warmup)
         self.positive_quantile = float(positive_quantile)
         self.n_trees = int(n_trees)
@@ -88,7 +94,6 @@ class RMINAS(Searcher):
         self.threshold: float | None = None
         #: positives found by forest-guided proposals (the stopping counter)
         self.n_found = 0
-        self._seen: set[Arch] = set()  # proposed or told: never a forest candidate again
         self._features: list[np.ndarray] = []  # one row per tell (repeats included), as the reference
         self._scores: list[float] = []
         self._told: dict[Arch, list[float]] = {}  # every score of each told architecture, in order of first tell
@@ -101,18 +106,15 @@ class RMINAS(Searcher):
 
     def propose(self) -> Arch | None:
         if self.threshold is None:
-            arch = self._random_unseen() if self.unique else self.space.sample(self.rng)
-        else:
-            arch = self._guided() if self.n_found < self.n_positives else None
-        if arch is not None:
-            self._seen.add(arch)
-        return arch
+            if not self.unique:
+                return self.space.sample(self.rng)
+            return next(iter(self.draw_unseen(1)), None)
+        return self._guided() if self.n_found < self.n_positives else None
 
     def tell(self, arch: Arch, score: float) -> None:
         score = float(score)
         first = arch not in self._told
         self._told.setdefault(arch, []).append(score)
-        self._seen.add(arch)
         self._features.append(np.asarray(self.space.encode(arch), dtype=np.float32))
         self._scores.append(score)
         self._stale = True
@@ -132,30 +134,8 @@ class RMINAS(Searcher):
 
     # ---------------------------------------------------------------- sampling
 
-    def _random_unseen(self) -> Arch | None:
-        """A uniformly random architecture not proposed or told yet (``None`` if there is none)."""
-        return None if len(self._seen) >= self.space.size else self._unseen_uniform(self._seen)
-
-    def _candidates(self) -> list[Arch]:
-        """``n_candidates`` distinct random unseen architectures, or every unseen one when there are no more."""
-        n_unseen = self.space.size - len(self._seen)
-        if n_unseen <= self.n_candidates:
-            return [a for a in self.space.enumerate() if a not in self._seen]
-        picked: dict[Arch, None] = {}  # insertion-ordered, so the order depends on the rng only
-        draws = 0
-        while len(picked) < self.n_candidates and draws < 20 * self.n_candidates:
-            draws += 1
-            arch = self.space.sample(self.rng)
-            if arch not in self._seen:
-                picked[arch] = None
-        if len(picked) == self.n_candidates:
-            return list(picked)
-        unseen = [a for a in self.space.enumerate() if a not in self._seen]  # almost exhausted: draw exactly
-        chosen = self.rng.choice(len(unseen), size=self.n_candidates, replace=False)
-        return [unseen[int(i)] for i in chosen]
-
     def _guided(self) -> Arch | None:
-        candidates = self._candidates()
+        candidates = self.draw_unseen(self.n_candidates)  # never an asked one: the guided phase never repeats
         if not candidates:
             return None
         proba = self._positive_probability(candidates)
@@ -199,42 +179,9 @@ class RMINAS(Searcher):
             return None
         ops = np.array([a.ops for a, _ in voters], dtype=np.int64)
         scores = np.array([s for _, s in voters], dtype=np.float64)
-        return self._sum_vote(ops, scores) if self.mode == "sum" else self._greedy_vote(ops, scores)
+        return Arch(metrics.vote(ops, scores, self.space.choices, mode=self.mode, tie_break=self.tie_break))
 
     def _ranked(self) -> list[tuple[Arch, float]]:
         """Distinct told architectures with their mean score, best first (ties: first told first)."""
         means = [(a, float(np.mean(s))) for a, s in self._told.items()]
         return sorted(means, key=lambda item: -item[1])
-
-    def _sum_vote(self, ops: np.ndarray, scores: np.ndarray) -> Arch:
-        """Per decision, the choice most voters made; ties go to the larger total score of its voters, then to the
-        lower choice index (the reference sums one-hot encodings and takes the first argmax)."""
-        answer = []
-        for d, n in enumerate(self.space.choices):
-            counts = np.bincount(ops[:, d], minlength=n)
-            totals = np.bincount(ops[:, d], weights=scores, minlength=n)
-            answer.append(_best(n, counts, totals))
-        return Arch(tuple(answer))
-
-    def _greedy_vote(self, ops: np.ndarray, scores: np.ndarray) -> Arch:
-        """A path through the decisions in order (the reference's ``path_info``): start with the majority choice of
-        the first decision; for each next decision, among the voters that agree with the choice just made for the
-        previous decision, take their most frequent choice. Ties go to the choice with more voters overall at that
-        decision (the reference's one-step look-ahead), then to the larger total score of the voters that agree with
-        the path, then to the lower index."""
-        choices = self.space.choices
-        first = np.bincount(ops[:, 0], minlength=choices[0])
-        path = [_best(choices[0], first, np.bincount(ops[:, 0], weights=scores, minlength=choices[0]))]
-        for d in range(1, len(choices)):
-            n = choices[d]
-            follow = ops[:, d - 1] == path[-1]
-            counts = np.bincount(ops[follow, d], minlength=n)
-            overall = np.bincount(ops[:, d], minlength=n)
-            totals = np.bincount(ops[follow, d], weights=scores[follow], minlength=n)
-            path.append(_best(n, counts, overall, totals))
-        return Arch(tuple(path))
-
-
-def _best(n: int, *keys: np.ndarray) -> int:
-    """The index in ``range(n)`` that maximises ``keys`` lexicographically; the lowest index on a full tie."""
-    return max(range(n), key=lambda i: (*(float(k[i]) for k in keys), -i))

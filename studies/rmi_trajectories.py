@@ -25,10 +25,10 @@ from omegaconf import OmegaConf
 
 from estimators.rmi import RMI, TRAJECTORY_COLUMNS
 from harness import paths
-from harness.cache import ScoreCache, cache_slot, estimator_key
+from harness.cache import ScoreCache, cache_slot
 from harness.config import compose
 from harness.errors import ConfigError
-from harness.experiment import build, estimator_context, rank_sample
+from harness.experiment import build, estimator_context, rank_sample, score_key, set_torch_threads
 from harness.loop import split_of
 from harness.types import Estimate
 
@@ -57,23 +57,22 @@ def main(argv: list[str] | None = None) -> int:
     estimator = make()
     if not isinstance(estimator, RMI):
         raise ConfigError(f"estimator {name!r} is not RMI")
-    params = OmegaConf.to_container(cfg.estimator, resolve=True)
-    assert isinstance(params, dict)
     steps = sorted({estimator.steps, *(int(k) for k in args.cache_steps.split(",") if k)})
     if steps[0] < 1 or steps[-1] > estimator.steps:
         raise ConfigError(f"--cache-steps must lie in 1..{estimator.steps} (estimator.steps), got {steps}")
-    keys = {k: estimator_key({**params, "steps": k}, estimator) for k in steps}
-
     benchmark_name, make_benchmark = build(cfg.benchmark)
     benchmark = make_benchmark().load()
+    keys = {k: score_key(OmegaConf.merge(cfg, {"estimator": {"steps": k}}), estimator, benchmark.space) for k in steps}
     archs, _ = rank_sample(cfg, benchmark.space)
     if args.only:
         archs = [a for a in archs if split_of(benchmark.space, a) == args.only]
     context = estimator_context(cfg, benchmark_name, benchmark, cfg.seed, live=True)
     cache = ScoreCache(paths.cache_dir(cfg.cache_dir) / "scores.sqlite")
     slot_benchmark, slot_dataset, slot_seed = cache_slot(context, estimator.tags)
-    done = done_archs(args.out, estimator.steps)
+    n_rows = estimator.readout_row(estimator.steps) + 1
+    done = done_archs(args.out, n_rows)
     print(f"{len(archs)} architectures, {len(done)} done; fit ...", flush=True)
+    set_torch_threads(cfg)
     estimator.fit(context)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -92,8 +91,9 @@ def main(argv: list[str] | None = None) -> int:
             writer.writerows([index, text, split, step, *row] for step, row in enumerate(rows, start=1))
             handle.flush()
             for k in steps:  # a non-finite loss is a failed evaluation: the cache does not store it
-                if np.isfinite(rows[k - 1, 0]):
-                    estimate = Estimate(estimator.score(arch, rows[k - 1, 0]), rows[k - 1, -1], context.device)
+                row = rows[estimator.readout_row(k)]
+                if np.isfinite(row[0]):
+                    estimate = Estimate(estimator.score(arch, row[0]), row[-1], context.device)
                     cache.put(keys[k], slot_benchmark, slot_dataset, text, slot_seed, estimate)
             print(f"{index + 1}/{len(archs)} loss {rows[-1, 0]:.4f} {rows[-1, -1]:.1f} s", flush=True)
     cache.close()

@@ -13,7 +13,9 @@ import pytest
 import torch
 
 from harness import paths
-from harness.networks import NUM_CLASSES, NB201Network, NBMacroNetwork, build_nb201, build_nbmacro
+from harness.networks import NUM_CLASSES
+from harness.networks.nb201 import NB201Network, build_nb201
+from harness.networks.nbmacro import NBMacroNetwork, build_nbmacro
 from harness.spaces import MacroSpace, NB201Space
 
 # The CSV keeps 6 significant digits, so values >= 1 MB are rounded to 1e-5 MB.

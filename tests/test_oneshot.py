@@ -19,7 +19,8 @@ from estimators.oneshot import OneShot, augment, recalibrate_bn, to_input
 from harness import cifar10, seeding
 from harness.errors import ConfigError
 from harness.interfaces import EstimatorContext
-from harness.networks import NB201Config, NBMacroConfig
+from harness.networks.nb201 import NB201Config
+from harness.networks.nbmacro import NBMacroConfig
 from harness.networks.supernet import NB201Supernet, NBMacroSupernet, Supernet, build_supernet
 from harness.spaces import MacroSpace, NB201Space, ToySpace
 from harness.types import Arch

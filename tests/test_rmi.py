@@ -46,7 +46,11 @@ def test_linear_cka_properties():
 @pytest.mark.parametrize(
     ("params", "dataset", "match"),
     [
-        ({"steps": 0}, "cifar10", "steps must be >= 1"),
+        ({"steps": 0}, "cifar10", "steps and repeats must be >= 1"),
+        ({"repeats": 0}, "cifar10", "steps and repeats must be >= 1"),
+        ({"teacher_bn": "train"}, "cifar10", "teacher_bn='train' is not one of eval, batch"),
+        ({"last_feature": "logits"}, "cifar10", "last_feature='logits' is not one of"),
+        ({"readout": "best"}, "cifar10", "readout='best' is not one of"),
         ({"batch_size": 4096, "pool_factor": 16}, "cifar10", "exceeds the 50000 training images"),
         ({"selection": "best"}, "cifar10", "selection='best' is not one of"),
         ({"beta": 1.5}, "cifar10", "beta must be in"),
@@ -65,12 +69,12 @@ def test_batch_selection(bench, selection):
     est = RMI(**{**TINY, "batch_size": 20, "pool_factor": 3, "selection": selection})
     est.fit(ctx(bench))
     n = 60 if selection == "all" else 20
-    assert est.x.shape == (n, 3, 32, 32) and len(est.batch_indices) == n
+    assert est.batches[0].x.shape == (n, 3, 32, 32) and len(est.batches[0].indices) == n
     if selection == "class_balanced":
-        assert np.bincount(est.y.numpy(), minlength=10).tolist() == [2] * 10
+        assert np.bincount(est.batches[0].y.numpy(), minlength=10).tolist() == [2] * 10
     again = RMI(**{**TINY, "batch_size": 20, "pool_factor": 3, "selection": selection})
     again.fit(ctx(bench))
-    assert np.array_equal(again.batch_indices, est.batch_indices)  # fixed by the estimator seed
+    assert np.array_equal(again.batches[0].indices, est.batches[0].indices)  # fixed by the estimator seed
 
 
 def test_teacher_stays_in_eval_mode(bench):
@@ -79,10 +83,10 @@ def test_teacher_stays_in_eval_mode(bench):
     from harness.teachers import load_teacher
 
     fresh = load_teacher("resnet20")
-    stages, _ = fresh.forward_stages(est.x)
+    stages, _ = fresh.forward_stages(est.batches[0].x)
     assert all(
         torch.allclose(centered_gram(s), lc, rtol=1e-4, atol=1e-3)
-        for s, (lc, _) in zip(stages, est._teacher, strict=True)
+        for s, (lc, _) in zip(stages, est.batches[0].teacher, strict=True)
     )
 
 
@@ -190,7 +194,7 @@ def test_a_reduced_proxy_network_trains_fewer_parameters_on_the_same_batch(bench
     full, small = RMI(**TINY), RMI(**TINY, channels=8, cells=1)
     full.fit(ctx(bench))
     small.fit(ctx(bench))
-    assert torch.equal(full.x, small.x)
+    assert torch.equal(full.batches[0].x, small.batches[0].x)
     a, b = full.estimate(arch), small.estimate(arch)
     assert np.isfinite(b.score) and a.score != b.score
     from harness.networks import build_network
@@ -245,3 +249,72 @@ def test_a_teacher_with_other_stages_fails_at_fit(bench, monkeypatch):
     monkeypatch.setattr(teachers, "load_teacher", lambda *a, **kw: TwoStages(real(*a, **kw)))
     with pytest.raises(ConfigError, match="teacher .resnet20. has 2 stages, nb201 networks 3: each candidate stage"):
         RMI(**TINY).fit(ctx(bench))
+
+
+ARCH = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|skip_connect~0|avg_pool_3x3~1|nor_conv_3x3~2|"
+
+
+def test_teacher_bn_batch_uses_the_statistics_of_the_batch(bench):
+    from harness.teachers import load_teacher
+
+    est = RMI(**TINY, teacher_bn="batch")
+    est.fit(ctx(bench))
+    batch = est.batches[0]
+    teacher = load_teacher("resnet20").train()
+    with torch.no_grad():
+        stages, _ = teacher.forward_stages(batch.x)
+        frozen, _ = load_teacher("resnet20").forward_stages(batch.x)
+    for s, f, (lc, _) in zip(stages, frozen, batch.teacher, strict=True):
+        assert torch.allclose(centered_gram(s), lc, rtol=1e-4, atol=1e-3)
+        assert not torch.allclose(centered_gram(f), lc, rtol=1e-2, atol=1e-2)  # running statistics differ
+
+
+def test_lastact_compares_the_last_stage_after_the_final_bn_relu(bench):
+    plain, lastact = RMI(**TINY), RMI(**TINY, last_feature="lastact")
+    plain.fit(ctx(bench))
+    lastact.fit(ctx(bench))
+    arch = bench.space.parse(ARCH)
+    a, b = plain.trajectory(arch), lastact.trajectory(arch)
+    np.testing.assert_array_equal(a[0, 1:3], b[0, 1:3])  # first step: stages 1 and 2 are the same tensors
+    assert a[0, 3] != b[0, 3]
+    macro = RMI(**TINY, last_feature="lastact")
+    with pytest.raises(ConfigError, match="last_feature=lastact needs NB201"):
+        from harness.spaces.nbmacro import MacroSpace
+
+        macro.fit(EstimatorContext(MacroSpace(), "nbmacro", "cifar10", bench.query, np.random.default_rng(0)))
+
+
+def test_pool_augment_flips_and_crops_the_pool_once(bench):
+    plain, augmented = RMI(**{**TINY, "selection": "all"}), RMI(**{**TINY, "selection": "all"}, pool_augment=True)
+    plain.fit(ctx(bench))
+    augmented.fit(ctx(bench))
+    a, b = plain.batches[0], augmented.batches[0]
+    assert np.array_equal(a.indices, b.indices)  # the same images, drawn first ...
+    assert not torch.equal(a.x, b.x)  # ... then augmented
+    again = RMI(**{**TINY, "selection": "all"}, pool_augment=True)
+    again.fit(ctx(bench))
+    assert torch.equal(again.batches[0].x, b.x)  # the augmentation is drawn from the estimator's generator
+
+
+def test_readout_after_update_reads_one_forward_pass_later(bench):
+    arch = bench.space.parse(ARCH)
+    scores = []
+    for steps, readout in ((4, "last_step"), (3, "after_update")):
+        est = RMI(**{**TINY, "steps": steps}, readout=readout)
+        est.fit(ctx(bench))
+        scores.append(est.estimate(arch).score)
+        assert est.readout_row(steps) == 3 and len(est.trajectory(arch)) == 4
+    assert scores[0] == scores[1]  # the loss of forward pass 4 comes after 3 updates
+
+
+def test_repeats_average_the_losses_of_independent_runs(bench):
+    arch = bench.space.parse(ARCH)
+    one, two = RMI(**TINY), RMI(**TINY, repeats=2)
+    one.fit(ctx(bench))
+    two.fit(ctx(bench))
+    assert np.array_equal(one.batches[0].indices, two.batches[0].indices)  # the first run is repeats=1's
+    assert not np.array_equal(two.batches[0].indices, two.batches[1].indices)
+    losses = [float(list(two._train(arch, run))[-1][0]) for run in (0, 1)]
+    assert one.estimate(arch).score == -losses[0]
+    assert two.estimate(arch).score == pytest.approx(-np.mean(losses))
+    np.testing.assert_allclose(two.trajectory(arch)[-1, 0], np.mean(losses), rtol=1e-6)

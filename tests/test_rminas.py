@@ -110,7 +110,7 @@ SUM_CASE = {"abc": 10.0, "acd": 9.0, "bbd": 8.0, "bdd": 7.0, "caa": 1.0, "dab": 
 
 
 def test_sum_answer_is_the_per_decision_majority_of_the_top_positives():
-    searcher = rminas(TOY, n_warmup=8, positive_quantile=0.5, top_k=4)
+    searcher = rminas(TOY, n_warmup=8, positive_quantile=0.5, top_k=4, tie_break="score")
     assert searcher.recommend() is None  # no threshold yet
     tell_all(searcher, SUM_CASE)
     assert searcher.threshold == 5.0
@@ -118,13 +118,14 @@ def test_sum_answer_is_the_per_decision_majority_of_the_top_positives():
     assert TOY.format(searcher.recommend()) == "abd"  # never evaluated
 
 
-def test_sum_ties_go_to_the_better_voters():
+@pytest.mark.parametrize(("tie_break", "answer"), [("score", "bbd"), ("index", "abd")])
+def test_sum_ties_go_to_the_better_voters_or_to_the_lower_index(tie_break, answer):
     flipped = {**SUM_CASE, "abc": 7.0, "acd": 8.0, "bbd": 9.0, "bdd": 10.0}
-    searcher = rminas(TOY, n_warmup=8, positive_quantile=0.5, top_k=4)
+    searcher = rminas(TOY, n_warmup=8, positive_quantile=0.5, top_k=4, tie_break=tie_break)
     tell_all(searcher, flipped)
-    assert TOY.format(searcher.recommend()) == "bbd"
-    top2 = rminas(TOY, n_warmup=8, positive_quantile=0.5, top_k=2)
-    tell_all(top2, SUM_CASE)  # voters abc (10) and acd (9): every tie goes to abc
+    assert TOY.format(searcher.recommend()) == answer  # decision 0: a (7 + 8) ties b (9 + 10)
+    top2 = rminas(TOY, n_warmup=8, positive_quantile=0.5, top_k=2, tie_break=tie_break)
+    tell_all(top2, SUM_CASE)  # voters abc (10) and acd (9): every tie goes to abc, the better and the lower
     assert TOY.format(top2.recommend()) == "abc"
 
 
@@ -136,7 +137,7 @@ GREEDY_CASE |= {"dda": 0.0, "dad": 1.0, "ddd": 2.0, "ccc": 3.0, "bad": 4.0}
 def test_greedy_answer_follows_the_chain_of_decisions():
     answers = {}
     for mode in ("sum", "greedy"):
-        searcher = rminas(TOY, n_warmup=10, positive_quantile=0.5, top_k=5, mode=mode)
+        searcher = rminas(TOY, n_warmup=10, positive_quantile=0.5, top_k=5, mode=mode, tie_break="score")
         tell_all(searcher, GREEDY_CASE)
         answers[mode] = TOY.format(searcher.recommend())
     # sum: a (3 votes), b (bba, cba), a (bba, cba). greedy: a; the a-voters chose a, c, d once each at decision 1,

@@ -172,11 +172,12 @@ class NB201Network(nn.Module):
         n = self.config.N
         add_skeleton(self, self.config, lambda width: nn.Sequential(*[InferCell(self.ops, width) for _ in range(n)]))
 
-    def forward_stages(self, x: Tensor) -> tuple[list[Tensor], Tensor]:
+    def forward_stages(self, x: Tensor, *, final_act: bool = False) -> tuple[list[Tensor], Tensor]:
         """Return the output of the last cell of each of the 3 stages, and the logits.
 
         Args:
             x: images, (B, 3, H, W).
+            final_act: return the third stage after the final BN + ReLU (``lastact``), as RMI-NAS's code does.
         """
         feats: list[Tensor] = []
         h = self.stem(x)
@@ -185,8 +186,10 @@ class NB201Network(nn.Module):
                 h = self.reductions[s - 1](h)
             h = stage(h)
             feats.append(h)
-        out = self.global_pooling(self.lastact(h)).flatten(1)
-        logits: Tensor = self.classifier(out)
+        h = self.lastact(h)
+        if final_act:
+            feats[-1] = h
+        logits: Tensor = self.classifier(self.global_pooling(h).flatten(1))
         return feats, logits
 
     def forward(self, x: Tensor) -> Tensor:
@@ -198,7 +201,12 @@ def build_nb201(ops: Sequence[int], *, num_classes: int = 10, C: int = 16, N: in
     """Build the NB201 network of an architecture.
 
     Args:
-        ops: 6 op indices (or a 6-digit string) for edges 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2.
+        ops: 6 op indices for edges 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2.
         num_classes: classifier outputs. C: first-stage channels. N: cells per stage.
     """
     return NB201Network(ops, NB201Config(C=C, N=N, num_classes=num_classes))
+
+
+def build(ops: Sequence[int], *, num_classes: int, channels: int | None, cells: int | None) -> NB201Network:
+    """:func:`harness.networks.build_network` for NB201: ``channels`` = C (16), ``cells`` = N (5) when ``None``."""
+    return build_nb201(ops, num_classes=num_classes, C=channels or 16, N=cells or 5)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
+from harness.errors import ConfigError
 from harness.networks.checks import check_ops
 
 NBMACRO_OPS: tuple[str, ...] = ("identity", "ir_3x3_t3", "ir_5x5_t6")
@@ -171,3 +172,11 @@ def build_nbmacro(ops: Sequence[int], *, num_classes: int = 10) -> NBMacroNetwor
         num_classes: classifier outputs.
     """
     return NBMacroNetwork(ops, NBMacroConfig(num_classes=num_classes))
+
+
+def build(ops: Sequence[int], *, num_classes: int, channels: int | None, cells: int | None) -> NBMacroNetwork:
+    """:func:`harness.networks.build_network` for NAS-Bench-Macro: ``channels`` = the stem width (32 when ``None``);
+    its layers are the architecture, so ``cells`` must be ``None``."""
+    if cells is not None:
+        raise ConfigError("cells sets NB201's cells per stage; NAS-Bench-Macro's layers are the architecture")
+    return NBMacroNetwork(ops, NBMacroConfig(num_classes=num_classes, init_channels=channels or 32))

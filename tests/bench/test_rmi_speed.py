@@ -53,13 +53,13 @@ def reference_score(est: RMI, arch, teacher) -> float:
     last = float("nan")
     for _ in range(est.steps):
         with torch.no_grad():
-            targets, _ = teacher.forward_stages(est.x)
-        stages, logits = net.forward_stages(est.x)
+            targets, _ = teacher.forward_stages(est.batches[0].x)
+        stages, logits = net.forward_stages(est.batches[0].x)
         gaps = []
         for s, t in zip(stages, targets, strict=True):
             lc = centered_gram(t)
             gaps.append(1 - linear_cka(centered_gram(s), lc, lc.norm()))
-        ce = F.cross_entropy(logits, est.y)
+        ce = F.cross_entropy(logits, est.batches[0].y)
         loss = est.beta * sum(w * g for w, g in zip(est.stage_weights, gaps, strict=True)) + (1 - est.beta) * ce
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -71,8 +71,8 @@ def reference_score(est: RMI, arch, teacher) -> float:
 def step_flops(est: RMI, arch) -> int:
     net = build_network("nb201", arch.ops).train()
     with FlopCounterMode(display=False) as counter:
-        stages, logits = net.forward_stages(est.x)
-        F.cross_entropy(logits, est.y).backward()
+        stages, logits = net.forward_stages(est.batches[0].x)
+        F.cross_entropy(logits, est.batches[0].y).backward()
     return counter.get_total_flops()
 
 
