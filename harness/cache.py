@@ -1,8 +1,14 @@
 """A persistent score cache for live estimators: one SQLite file, safe for parallel workers.
 
-A score is stored under (estimator name + parameters, benchmark, dataset, architecture, estimator seed) together
-with what it cost. A hit returns the recorded cost, so the cost clock charges the same whether or not the score
-was cached. Failed evaluations are not stored: they are recomputed next time.
+A score is stored under (estimator key, benchmark, dataset, architecture, estimator seed) together with what it
+cost; the key (:func:`estimator_key`) covers everything the score depends on. A hit returns the recorded cost, so
+the cost clock charges the same whether or not the score was cached. Failed evaluations are not stored: they are
+recomputed next time.
+
+Scores travel between machines as CSV files::
+
+    python -m harness.cache export FILE [overrides]   # every score, or only those of e.g. estimator=rmi_paper
+    python -m harness.cache import FILE [overrides]   # refused, whole, if a key is not this checkout's
 """
 
 from __future__ import annotations
@@ -109,6 +115,10 @@ def file_hash(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()[:16]
 
 
+#: columns of the score table and of an exported score file
+EXPORT_COLUMNS = ("estimator", "benchmark", "dataset", "arch", "seed", "score", "cost_s", "device", "created")
+
+
 def estimator_key(
     params: dict[str, Any],
     estimator: Estimator | None = None,
@@ -140,6 +150,9 @@ def estimator_key(
     return json.dumps(key, sort_keys=True, separators=(",", ":"))
 
 
+_INSERT = f"INSERT OR IGNORE INTO scores ({', '.join(EXPORT_COLUMNS)}) VALUES ({', '.join('?' * len(EXPORT_COLUMNS))})"
+
+
 class ScoreCache:
     """Scores in an SQLite file (WAL mode; concurrent writers wait up to ``timeout_s``; the first write wins).
 
@@ -168,15 +181,39 @@ class ScoreCache:
         if not math.isfinite(estimate.score):
             return
         self._db.execute(
-            "INSERT OR IGNORE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _INSERT,
             (estimator, benchmark, dataset, arch, seed, estimate.score, estimate.cost_s, estimate.device, time.time()),
         )
+
+    def rows(self, estimator: str | None = None) -> list[tuple[Any, ...]]:
+        """Every stored row (of one estimator key), in :data:`EXPORT_COLUMNS` order."""
+        query = f"SELECT {', '.join(EXPORT_COLUMNS)} FROM scores"
+        args: tuple[str, ...] = ()
+        if estimator is not None:
+            query, args = query + " WHERE estimator=?", (estimator,)
+        return self._db.execute(query + " ORDER BY estimator, benchmark, dataset, seed, created", args).fetchall()
+
+    def put_rows(self, rows: list[tuple[Any, ...]]) -> int:
+        """Store rows in :data:`EXPORT_COLUMNS` order in one transaction (all or none); returns how many were new."""
+        before = len(self)
+        with self._db:  # BEGIN ... COMMIT, or ROLLBACK on any error
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany(_INSERT, rows)
+        return len(self) - before
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM scores").fetchone()[0])
 
     def close(self) -> None:
         self._db.close()
+
+
+def open_cache(setting: str, cache_dir: str | None) -> ScoreCache | None:
+    """The score cache a job's ``score_cache`` setting names: ``auto`` = ``<cache_dir>/scores.sqlite``, ``off`` =
+    none, else an SQLite file's path."""
+    if setting == "off":
+        return None
+    return ScoreCache(paths.cache_dir(cache_dir) / "scores.sqlite" if setting == "auto" else Path(setting))
 
 
 def cache_slot(context: EstimatorContext, tags: EstimatorTags) -> tuple[str, str, int]:
@@ -218,3 +255,133 @@ class CachedEstimator(Estimator):
         est = self.inner.estimate(arch)
         self.cache.put(self.key, benchmark, dataset, text, seed, est)
         return est
+
+
+# ---------------------------------------------------------------------------------------------- export / import
+
+
+def export_scores(cache: ScoreCache, path: Path, estimator: str | None = None) -> int:
+    """Write the cache's rows (of one estimator key) to a CSV file, atomically; returns the number of rows."""
+    import csv
+    import io
+
+    rows = cache.rows(estimator)
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(EXPORT_COLUMNS)
+    writer.writerows((*row[:5], repr(row[5]), repr(row[6]), row[7], repr(row[8])) for row in rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    paths.write_atomic(path, lambda f: f.write(text.getvalue().encode()))
+    return len(rows)
+
+
+def read_scores(path: Path) -> list[tuple[Any, ...]]:
+    """The rows of an exported score file, checked: a :class:`~harness.errors.DataFileError` naming the file and
+    the first bad line for a missing column, a malformed value or a non-finite score."""
+    import csv
+
+    from harness.errors import DataFileError
+
+    try:
+        with path.open(newline="") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            lines = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataFileError(f"cannot read score file {path} ({type(exc).__name__}: {exc})") from exc
+    if header is None or tuple(header) != EXPORT_COLUMNS:
+        raise DataFileError(
+            f"score file {path} must start with the header {','.join(EXPORT_COLUMNS)} "
+            f"(written by `python -m harness.cache export`), got {header}"
+        )
+    rows = []
+    for number, line in enumerate(lines, start=2):
+        try:
+            if len(line) != len(EXPORT_COLUMNS):
+                raise ValueError(f"{len(line)} fields, expected {len(EXPORT_COLUMNS)}")
+            estimator, benchmark, dataset, arch, seed, score, cost, device, created = line
+            json.loads(estimator)
+            row = (estimator, benchmark, dataset, arch, int(seed), float(score), float(cost), device, float(created))
+            if not (math.isfinite(row[5]) and math.isfinite(row[6]) and row[6] >= 0 and all(row[1:4])):
+                raise ValueError("a non-finite score, a negative or non-finite cost, or an empty field")
+        except ValueError as exc:
+            raise DataFileError(f"score file {path}, line {number}: {exc}; nothing was imported") from exc
+        rows.append(row)
+    return rows
+
+
+def check_key(key: str, benchmark: str, data_dir: str | None) -> None:
+    """Raise :class:`~harness.errors.ConfigError` unless this checkout computes the scores of ``key`` on
+    ``benchmark`` with the same code, torch and data files (the key would then be the same)."""
+    from hydra.utils import instantiate
+
+    from harness.config import compose
+    from harness.errors import ConfigError
+    from harness.experiment import build
+
+    stored = json.loads(key)
+    params = {k: v for k, v in stored.items() if k not in ("code", "torch", "device", "data")}
+    try:
+        estimator = instantiate(params)
+        _, make_benchmark = build(compose([f"benchmark={benchmark}"]).benchmark)
+    except Exception as exc:  # noqa: BLE001 - an unknown target or benchmark is a file from another version
+        raise ConfigError(f"scores of an estimator this checkout cannot build ({type(exc).__name__}: {exc})") from exc
+    mine = json.loads(
+        estimator_key(
+            params, estimator, space=make_benchmark().space, device=stored.get("device", "cpu"), data_dir=data_dir
+        )
+    )
+    differ = sorted(k for k in mine.keys() | stored.keys() if mine.get(k) != stored.get(k))
+    if differ:
+        detail = "; ".join(f"{k}: file {stored.get(k)!r}, this checkout {mine.get(k)!r}" for k in differ)
+        raise ConfigError(
+            f"scores of {params.get('_target_')} were computed with another version of what they depend on ({detail}); "
+            "they would never be used here: recompute them, or import them in the checkout that wrote them"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m harness.cache export|import FILE [overrides]``."""
+    import argparse
+    import sys
+
+    from harness.config import compose
+    from harness.errors import ConfigError, HarnessError
+    from harness.experiment import build, score_key
+
+    parser = argparse.ArgumentParser(
+        prog="python -m harness.cache", description="Move live estimators' scores between machines."
+    )
+    parser.add_argument("command", choices=("export", "import"))
+    parser.add_argument("file", type=Path, help="the CSV score file")
+    parser.add_argument(
+        "overrides", nargs="*", help="harness overrides: cache_dir=..., estimator=NAME (export: only its scores)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        cfg = compose(args.overrides)
+        cache = open_cache(cfg.score_cache, cfg.cache_dir)
+        if cache is None:
+            raise ConfigError("score_cache=off: name the score cache to export from or import into")
+        if args.command == "export":
+            key = None
+            if any(o.startswith("estimator") for o in args.overrides):
+                _, make_estimator = build(cfg.estimator)
+                _, make_benchmark = build(cfg.benchmark)
+                key = score_key(cfg, make_estimator(), make_benchmark().space)
+            n = export_scores(cache, args.file, key)
+            print(f"exported {n} scores to {args.file}")
+            return 0
+        rows = read_scores(args.file)
+        for key, benchmark in sorted({(r[0], r[1]) for r in rows}):
+            check_key(key, benchmark, cfg.data_dir)
+        new = cache.put_rows(rows)
+        print(f"imported {new} new scores ({len(rows) - new} already present) from {args.file} into {cache.path}")
+        return 0
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

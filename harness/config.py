@@ -61,8 +61,9 @@ class HarnessConfig:
     progress: bool = True
     #: skip a seed whose run folder already holds a finished run of the same config (resume an interrupted sweep)
     skip_done: bool = True
-    #: reuse live estimators' scores from <cache_dir>/scores.sqlite (a hit charges the recorded cost)
-    score_cache: bool = True
+    #: where live estimators' scores are kept and reused (a hit charges the recorded cost): "auto" =
+    #: <cache_dir>/scores.sqlite, "off" = nowhere, else the path of an SQLite file
+    score_cache: str = "auto"
     max_consecutive_failures: int = 10
 
 

@@ -19,9 +19,9 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from harness import loop, paths, seeding, storage
+from harness import loop, seeding, storage
 from harness.budget import Budget
-from harness.cache import CachedEstimator, ScoreCache, estimator_key
+from harness.cache import CachedEstimator, estimator_key, open_cache
 from harness.config import HarnessConfig
 from harness.errors import ConfigError
 from harness.interfaces import Benchmark, Estimator, EstimatorContext, SearchSpace
@@ -173,10 +173,8 @@ def run_job(cfg: DictConfig, job_dir: Path) -> list[Path]:
     config = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(config, dict)
     probe = make_estimator()
-    cache, cache_key = None, ""
-    if cfg.score_cache and probe.tags.live:
-        cache = ScoreCache(paths.cache_dir(cfg.cache_dir) / "scores.sqlite")
-        cache_key = score_key(cfg, probe, benchmark.space)
+    cache = open_cache(cfg.score_cache, cfg.cache_dir) if probe.tags.live else None
+    cache_key = score_key(cfg, probe, benchmark.space) if cache is not None else ""
     threads = set_torch_threads(cfg) if probe.tags.live else None
     budget = Budget(cfg.budget.max_evals, cfg.budget.max_cost_s) if cfg.task == "search" else None
     if cfg.task == "rank":

@@ -6,19 +6,23 @@ architectures and compares the scores with ground truth. Both record every evalu
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
 from harness import metrics
 from harness.budget import Budget, CostClock, cost_unit
-from harness.errors import ConfigError, RunAborted
+from harness.errors import ConfigError, OutOfDomainError, RunAborted
 from harness.interfaces import Benchmark, Estimator, EstimatorContext, Searcher, SearchSpace
 from harness.types import FAILED, OK, Arch, EvalRecord, RunResult
+
+log = logging.getLogger("harness")
 
 
 def _progress(total: float | None, unit: str, enabled: bool) -> Any:
@@ -126,25 +130,41 @@ def search(
     best_score = -math.inf
     by_cost = budget.max_cost_s is not None
     bar = _progress(budget.max_cost_s if by_cost else budget.max_evals, "s" if by_cost else "eval", progress)
+    answer_test: dict[Arch, float] = {}
     with bar:
         while not clock.exhausted(budget):
             arch = searcher.ask()
             if arch is None:
                 break
             record = evaluate(len(records), arch)
-            records.append(record)
             bar.update(record.cost_s if by_cost else 1)
             if record.status == OK:
                 searcher.tell(arch, record.score)
                 if record.score > best_score:
                     best, best_score = arch, record.score
-    incumbent = searcher.recommend() or best
+            answer = searcher.recommend() or best
+            if answer is not None:  # what the search would answer if it stopped now, for regret curves
+                if answer not in answer_test:
+                    answer_test[answer] = benchmark.test_accuracy(answer)
+                record = dataclasses.replace(
+                    record, answer=benchmark.space.format(answer), answer_test_acc=answer_test[answer]
+                )
+            records.append(record)
+    own = searcher.recommend()
+    incumbent = own or best
     summary: dict[str, Any] = {
         "incumbent": None,
+        "incumbent_by": "searcher" if own is not None else "best-scored evaluation",
         "incumbent_score": None,
         "incumbent_valid_acc": None,
         "incumbent_test_acc": None,
     }
+    if own is None and type(searcher).recommend is not Searcher.recommend:
+        summary["incumbent_note"] = (
+            f"{type(searcher).__name__} gave no answer of its own within the budget (RMI-NAS: its warm-up did "
+            "not finish, so no threshold was fixed); the answer is the best-scored evaluation"
+        )
+        log.warning("%s", summary["incumbent_note"])
     if incumbent is not None:
         summary.update(
             incumbent=benchmark.space.format(incumbent),
@@ -165,6 +185,58 @@ def search(
         wall_s=time.perf_counter() - t_start,
     )
     return RunResult(tuple(records), summary)
+
+
+def rank_metrics(
+    benchmark: Benchmark, archs: list[Arch], scores: np.ndarray, rng: np.random.Generator
+) -> dict[str, Any]:
+    """How well ``scores`` order ``archs`` (each a point estimate and a 95% bootstrap interval over the sample):
+
+    * Kendall tau and Spearman rho against validation and test accuracy, for the sample as a whole;
+    * what a search depends on, the top of the sample: precision of the predicted top 5% and 10%, top-1 regret
+      (the sample's best accuracy minus that of its best-scored member), and the **vote answer**: RMI-NAS's
+      per-decision vote of the best-scored 5% (at least 1, at most 50), which need not be in the sample, with its
+      validation and test accuracy: what RMI-NAS would answer from these scores, without a searcher.
+    """
+    valid = np.array([benchmark.query(a).valid_acc for a in archs])
+    test = np.array([benchmark.test_accuracy(a) for a in archs])
+    ops = np.array([a.ops for a in archs], dtype=np.int64)
+    n_voters = max(1, min(50, round(0.05 * len(archs))))
+    answers: dict[Arch, tuple[float, float]] = {}
+
+    def vote_answer(i: np.ndarray) -> tuple[Arch, float, float]:
+        top = i[np.argsort(-scores[i], kind="stable")[:n_voters]]
+        arch = Arch(metrics.vote(ops[top], scores[top], benchmark.space.choices))
+        if arch not in answers:
+            try:
+                answers[arch] = (benchmark.query(arch).valid_acc, benchmark.test_accuracy(arch))
+            except OutOfDomainError:  # a closed-set table that lacks the voted architecture
+                answers[arch] = (math.nan, math.nan)
+        return (arch, *answers[arch])
+
+    stats: dict[str, Callable[[np.ndarray], float]] = {}
+    for split, truth in (("test", test), ("valid", valid)):
+        stats |= {
+            f"kendall_tau_{split}": lambda i, t=truth: metrics.kendall_tau(scores[i], t[i]),
+            f"top5_precision_{split}": lambda i, t=truth: metrics.top_k_precision(scores[i], t[i], 0.05),
+            f"top10_precision_{split}": lambda i, t=truth: metrics.top_k_precision(scores[i], t[i], 0.1),
+            f"top1_regret_{split}": lambda i, t=truth: metrics.top1_regret(scores[i], t[i]),
+        }
+    stats["vote_answer_valid_acc"] = lambda i: vote_answer(i)[1]
+    stats["vote_answer_test_acc"] = lambda i: vote_answer(i)[2]
+    everything = np.arange(len(archs))
+    out: dict[str, Any] = {
+        "spearman_rho_test": metrics.spearman_rho(scores, test),
+        "spearman_rho_valid": metrics.spearman_rho(scores, valid),
+        "vote_answer": benchmark.space.format(vote_answer(everything)[0]),
+        "vote_voters": n_voters,
+        "sample_best_valid_acc": float(valid.max()),
+        "sample_best_test_acc": float(test.max()),
+    }
+    for name, stat in stats.items():
+        out[name] = stat(everything)
+        out[f"{name}_ci95"] = list(metrics.bootstrap_ci(stat, len(archs), rng))
+    return out
 
 
 SPLITS = ("all", "select", "report")
@@ -210,9 +282,7 @@ def rank(
 ) -> RunResult:
     """Score ``archs`` and compare with ground truth (full-schedule validation and test accuracy).
 
-    Reports Kendall tau (with a 95% bootstrap interval) and Spearman rho against both, the precision of the
-    predicted top 10% against the true top 10% by test accuracy, and the cost. Failed evaluations are recorded and
-    left out of the correlations.
+    Reports :func:`rank_metrics` and the cost. Failed evaluations are recorded and left out of the metrics.
     """
     t_start = time.perf_counter()
     archs = list(archs)
@@ -226,9 +296,6 @@ def rank(
             records.append(evaluate(len(records), arch))
             bar.update(1)
     ok = [(a, r.score) for a, r in zip(archs, records, strict=True) if r.status == OK]
-    scores = np.array([s for _, s in ok])
-    valid = np.array([benchmark.query(a).valid_acc for a, _ in ok])
-    test = np.array([benchmark.test_accuracy(a) for a, _ in ok])
     summary: dict[str, Any] = {
         "n_archs": len(archs),
         "n_unique": len({benchmark.space.iso_key(a) for a in archs}),
@@ -236,15 +303,7 @@ def rank(
         "n_failed": len(archs) - len(ok),
     }
     if len(ok) >= 2:
-        lo, hi = metrics.bootstrap_ci(metrics.kendall_tau, scores, test, ci_rng)
-        summary.update(
-            kendall_tau_test=metrics.kendall_tau(scores, test),
-            kendall_tau_test_ci95=[lo, hi],
-            kendall_tau_valid=metrics.kendall_tau(scores, valid),
-            spearman_rho_test=metrics.spearman_rho(scores, test),
-            spearman_rho_valid=metrics.spearman_rho(scores, valid),
-            top10_precision_test=metrics.top_k_precision(scores, test, 0.1),
-        )
+        summary.update(rank_metrics(benchmark, [a for a, _ in ok], np.array([s for _, s in ok]), ci_rng))
     costs = [r.cost_s for r in records]
     summary.update(
         fit_cost_s=fit_cost,

@@ -35,19 +35,24 @@ def top_k_precision(
     return len(pred & true) / k
 
 
+def top1_regret(scores: Sequence[float] | np.ndarray, truth: Sequence[float] | np.ndarray) -> float:
+    """The best ``truth`` of the sample minus the ``truth`` of its best-scored member (the first on a tie)."""
+    s, t = np.asarray(scores, dtype=float), np.asarray(truth, dtype=float)
+    return float(t.max() - t[int(np.argmax(s))])
+
+
 def bootstrap_ci(
-    stat: Callable[[np.ndarray, np.ndarray], float],
-    x: Sequence[float] | np.ndarray,
-    y: Sequence[float] | np.ndarray,
+    stat: Callable[[np.ndarray], float],
+    n: int,
     rng: np.random.Generator,
     *,
     n_boot: int = 1000,
     level: float = 0.95,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``stat(x, y)`` over resampled pairs."""
-    xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    idx = rng.integers(len(xa), size=(n_boot, len(xa)))
-    vals = np.array([stat(xa[i], ya[i]) for i in idx])
+    """Percentile bootstrap interval of ``stat(indices)`` over ``n_boot`` resamples (with replacement) of the
+    ``n`` members of a sample; ``stat`` gets an index array, so paired data stay paired. Non-finite values of a
+    resample are left out; NaN bounds when none is finite."""
+    vals = np.array([stat(idx) for idx in rng.integers(n, size=(n_boot, n))], dtype=float)
     vals = vals[np.isfinite(vals)]
     if len(vals) == 0:
         return (float("nan"), float("nan"))

@@ -1,8 +1,10 @@
 """Figures from stored results only (summaries and records); each function returns a matplotlib Figure.
 
-* :func:`fig1a`: cost of evaluating a fixed sample of architectures against Kendall tau, one point per estimator.
+* :func:`fig1a`: cost of evaluating a fixed sample of architectures against Kendall tau, and against the test
+  accuracy of the vote of its best-scored 5% (what a search needs), one point per estimator.
 * :func:`fig1b`: final test accuracy against search cost, mean +- std over seeds per searcher x estimator.
-* :func:`regret`: optimum minus the test accuracy of the incumbent against simulated time, median and quartiles.
+* :func:`regret`: optimum minus the test accuracy of the search's answer against simulated time, median and
+  quartiles.
 """
 
 from __future__ import annotations
@@ -35,60 +37,85 @@ def _unit_label(cost_unit: str) -> str:
     return cost_unit.replace("measured wall seconds on", "measured wall seconds,")
 
 
-def fig1a(rank: pd.DataFrame) -> Any:
-    """Kendall tau (test accuracy) against the cost of scoring the sample, one labelled point per estimator.
+#: the two panels of Figure 1a: (summary column, y label, title); the second is what a search needs
+FIG1A_PANELS = (
+    ("kendall_tau_test", "Kendall tau vs. test accuracy (95% bootstrap CI)", "Ranking quality vs. cost"),
+    (
+        "vote_answer_test_acc",
+        "test acc. of the vote of the best-scored 5% (%, 95% CI)",
+        "Top of the space: what RMI-NAS's vote would answer",
+    ),
+)
 
-    ``rank``: one row per rank run (columns of ``summary.json``: estimator, kendall_tau_test,
-    kendall_tau_test_ci95, total_cost_s, cost_unit, n_scored, benchmark, dataset). Several seeds of an estimator
-    are drawn as their mean with the spread of the seeds' intervals.
+
+def fig1a(rank: pd.DataFrame) -> Any:
+    """Per (benchmark, dataset), two panels against the cost of scoring the sample, one labelled point per
+    estimator: (a) Kendall tau against test accuracy; (b) the test accuracy of the vote answer (the per-decision
+    vote of the best-scored 5%, see :func:`harness.loop.rank_metrics`), with the sample's best as a line.
+
+    ``rank``: one row per rank run (columns of ``summary.json``: estimator, the metric and its ``_ci95``,
+    total_cost_s, cost_unit, n_scored, benchmark, dataset). Several seeds of an estimator are drawn as their mean
+    with the spread of the seeds' intervals. Runs written before a metric existed are left out of its panel.
     """
     panels = sorted(rank.groupby(["benchmark", "dataset"]).groups)
-    fig, axes = _figure(len(panels))
-    for ax, (bench, dataset) in zip(axes, panels, strict=True):
+    fig, axes = _figure(2 * len(panels))
+    for p, (bench, dataset) in enumerate(panels):
         df = rank[(rank["benchmark"] == bench) & (rank["dataset"] == dataset)]
-        placed: list[tuple[float, float]] = []  # label positions (log10 seconds, tau) drawn so far
-        groups = df.groupby("estimator")
-        for estimator, g in sorted(groups, key=lambda kv: -kv[1]["kendall_tau_test"].mean()):
-            tau = g["kendall_tau_test"].mean()
-            lo = min(ci[0] for ci in g["kendall_tau_test_ci95"])
-            hi = max(ci[1] for ci in g["kendall_tau_test_ci95"])
-            cost = g["total_cost_s"].mean()
-            kind = _unit_kind(g["cost_unit"].iloc[0])
-            ax.errorbar(
-                cost,
-                tau,
-                yerr=[[tau - lo], [hi - tau]],
-                fmt=_UNIT_MARKERS[kind],
-                ms=7,
-                capsize=3,
-                color="C0" if kind == "recorded" else "C3",
-            )
-            # labels never overlap: move a label down until it clears those drawn before, with a leader line
-            x, label_y = float(np.log10(cost)), tau
-            while any(abs(x - px) < 0.7 and abs(label_y - py) < 0.045 for px, py in placed):
-                label_y -= 0.045
-            placed.append((x, label_y))
-            ax.annotate(
-                str(estimator),
-                (cost, tau),
-                xytext=(cost * 1.3, label_y),
-                fontsize=9,
-                va="center",
-                arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"} if label_y != tau else None,
-            )
         n = int(df["n_scored"].max()) if len(df) else 0
-        ax.set_xscale("log")
-        ax.set_xlabel(f"seconds to score the {n} architectures (log scale)")
-        ax.set_ylabel("Kendall tau vs. test accuracy (95% bootstrap CI)")
-        ax.set_title(f"Ranking quality vs. cost: {bench} {dataset}")
-        ax.axhline(0, color="grey", lw=0.8)
-        ax.grid(alpha=0.3, which="both")
-        for kind, color in (("recorded", "C0"), ("measured", "C3")):
-            units = [u for u in df["cost_unit"].unique() if _unit_kind(u) == kind]
-            if units:
-                ax.plot([], [], _UNIT_MARKERS[kind], color=color, label=_unit_label(units[0]))
-        ax.legend(loc="upper left", fontsize=8, title="cost is in", title_fontsize=8)
+        for ax, (metric, ylabel, title) in zip(axes[2 * p : 2 * p + 2], FIG1A_PANELS, strict=True):
+            have = df.dropna(subset=[metric]) if metric in df else df.iloc[:0]
+            _estimator_points(ax, have, metric)
+            if metric == "vote_answer_test_acc" and len(have):
+                best = have["sample_best_test_acc"].max()
+                ax.axhline(best, ls="--", color="black", lw=1, label=f"best test acc. in the sample {best:.2f}")
+            else:
+                ax.axhline(0, color="grey", lw=0.8)
+            ax.set_xscale("log")
+            ax.set_xlabel(f"seconds to score the {n} architectures (log scale)")
+            ax.set_ylabel(ylabel)
+            ax.set_title(f"{title}: {bench} {dataset}", fontsize=10)
+            ax.grid(alpha=0.3, which="both")
+            for kind, color in (("recorded", "C0"), ("measured", "C3")):
+                units = [u for u in have["cost_unit"].unique() if _unit_kind(u) == kind]
+                if units:
+                    ax.plot([], [], _UNIT_MARKERS[kind], color=color, label=_unit_label(units[0]))
+            ax.legend(loc="lower right", fontsize=8, title="cost is in", title_fontsize=8)
     return fig
+
+
+def _estimator_points(ax: Any, df: pd.DataFrame, metric: str) -> None:
+    """One point per estimator at (mean cost, mean ``metric``) with the seeds' interval; labels never overlap."""
+    placed: list[tuple[float, float]] = []  # label positions (log10 seconds, y in axis fractions) drawn so far
+    values = df[metric].astype(float)
+    span = float(values.max() - values.min()) if len(values) > 1 else 1.0
+    step = 0.045 * (span or 1.0) / 0.6  # one label height, as on the tau axis
+    for estimator, g in sorted(df.groupby("estimator"), key=lambda kv: -kv[1][metric].mean()):
+        y = g[metric].mean()
+        lo = min(ci[0] for ci in g[f"{metric}_ci95"])
+        hi = max(ci[1] for ci in g[f"{metric}_ci95"])
+        cost = g["total_cost_s"].mean()
+        kind = _unit_kind(g["cost_unit"].iloc[0])
+        ax.errorbar(
+            cost,
+            y,
+            yerr=[[max(y - lo, 0)], [max(hi - y, 0)]],
+            fmt=_UNIT_MARKERS[kind],
+            ms=7,
+            capsize=3,
+            color="C0" if kind == "recorded" else "C3",
+        )
+        x, label_y = float(np.log10(cost)), y
+        while any(abs(x - px) < 0.7 and abs(label_y - py) < step for px, py in placed):
+            label_y -= step
+        placed.append((x, label_y))
+        ax.annotate(
+            str(estimator),
+            (cost, y),
+            xytext=(cost * 1.3, label_y),
+            fontsize=9,
+            va="center",
+            arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"} if label_y != y else None,
+        )
 
 
 def fig1b(search: pd.DataFrame) -> Any:
@@ -131,8 +158,13 @@ def fig1b(search: pd.DataFrame) -> Any:
 
 
 def incumbent_regret(records: pd.DataFrame, optimum: float) -> tuple[np.ndarray, np.ndarray]:
-    """(clock, regret) after each evaluation: optimum minus the test accuracy of the best-scored architecture so
-    far (failed evaluations never become the incumbent). NaN until the first successful evaluation."""
+    """(clock, regret) after each evaluation: optimum minus the test accuracy of what the search would answer if
+    it stopped there (the ``answer_test_acc`` column: the searcher's own answer, such as RMI-NAS's vote, else the
+    best-scored evaluation so far). Records written before that column existed: the best-scored evaluation so far
+    (failed evaluations never become it). NaN until there is an answer."""
+    if "answer_test_acc" in records:
+        answer = records["answer_test_acc"].to_numpy(dtype=float)
+        return records["clock_s"].to_numpy(dtype=float), optimum - answer
     score = records["score"].to_numpy(dtype=float)
     ok = np.isfinite(score) & (records["status"] == "ok").to_numpy()
     best_idx = np.full(len(score), -1)
@@ -180,7 +212,7 @@ def regret(curves: pd.DataFrame) -> Any:
         ax.set_ylim(bottom=0)
         units = sorted({_unit_label(u) for u in df["cost_unit"]})
         ax.set_xlabel("simulated search time (s, log scale)\n" + "; ".join(units), fontsize=9)
-        ax.set_ylabel("regret: optimum − test acc. of incumbent (%)")
+        ax.set_ylabel("regret: optimum − test acc. of the answer (%)")
         ax.set_title(f"Regret over time: {bench} {dataset} (median, 25–75% band)")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)

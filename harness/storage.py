@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import paths
-from harness.types import RECORD_COLUMNS, RunResult
+from harness.types import RECORD_COLUMNS, EvalRecord, RunResult
 
 RECORDS = "records.csv"
 SUMMARY = "summary.json"
@@ -37,24 +37,28 @@ def write_run(folder: str | os.PathLike[str], result: RunResult) -> Path:
     with open(out / RECORDS, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(RECORD_COLUMNS)
-        writer.writerows(
-            (
-                r.step,
-                r.arch,
-                repr(r.score),
-                repr(r.cost_s),
-                repr(r.clock_s),
-                f"{r.wall_s:.3f}",
-                r.device,
-                r.status,
-                r.reason,
-                repr(r.test_acc),
-            )
-            for r in result.records
-        )
+        writer.writerows(record_row(r) for r in result.records)
     text = json.dumps(_json_safe(result.summary), indent=2, sort_keys=True) + "\n"
     paths.write_atomic(out / SUMMARY, lambda f: f.write(text.encode()))
     return out
+
+
+def record_row(r: EvalRecord) -> tuple[Any, ...]:
+    """One ``records.csv`` row in :data:`~harness.types.RECORD_COLUMNS` order; floats written exactly (``repr``)."""
+    return (
+        r.step,
+        r.arch,
+        repr(r.score),
+        repr(r.cost_s),
+        repr(r.clock_s),
+        f"{r.wall_s:.3f}",
+        r.device,
+        r.status,
+        r.reason,
+        repr(r.test_acc),
+        r.answer,
+        repr(r.answer_test_acc),
+    )
 
 
 def read_summary(folder: str | os.PathLike[str]) -> dict[str, Any]:

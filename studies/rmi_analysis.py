@@ -108,7 +108,7 @@ def tau_table(
     for name, (score, cost) in scores.items():
         ok = mask & np.isfinite(score)
         s, t = score[ok], test[ok]
-        lo, hi = metrics.bootstrap_ci(metrics.kendall_tau, s, t, seeding.rng(0, "bootstrap"))
+        lo, hi = metrics.bootstrap_ci(lambda i: metrics.kendall_tau(s[i], t[i]), len(s), seeding.rng(0, "bootstrap"))
         row = {"scorer": name, "tau": metrics.kendall_tau(s, t), "ci_lo": lo, "ci_hi": hi}
         row["s_per_arch"] = float(np.mean(cost[mask]))
         for label, reference in references.items():
@@ -119,11 +119,11 @@ def tau_table(
 
 def paired_diff_ci(a: np.ndarray, b: np.ndarray, y: np.ndarray, n_boot: int = 1000) -> tuple[float, float]:
     """95% bootstrap interval of tau(a, y) - tau(b, y), resampling architectures jointly."""
-    rng = seeding.rng(0, "paired-bootstrap")
-    idx = rng.integers(len(y), size=(n_boot, len(y)))
-    diffs = np.array([metrics.kendall_tau(a[i], y[i]) - metrics.kendall_tau(b[i], y[i]) for i in idx])
-    lo, hi = np.nanquantile(diffs, [0.025, 0.975])
-    return float(lo), float(hi)
+
+    def diff(i: np.ndarray) -> float:
+        return metrics.kendall_tau(a[i], y[i]) - metrics.kendall_tau(b[i], y[i])
+
+    return metrics.bootstrap_ci(diff, len(y), seeding.rng(0, "paired-bootstrap"), n_boot=n_boot)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,8 +24,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from estimators.rmi import RMI, TRAJECTORY_COLUMNS
-from harness import paths
-from harness.cache import ScoreCache, cache_slot
+from harness.cache import cache_slot, open_cache
 from harness.config import compose
 from harness.errors import ConfigError
 from harness.experiment import build, estimator_context, rank_sample, score_key, set_torch_threads
@@ -67,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         archs = [a for a in archs if split_of(benchmark.space, a) == args.only]
     context = estimator_context(cfg, benchmark_name, benchmark, cfg.seed, live=True)
-    cache = ScoreCache(paths.cache_dir(cfg.cache_dir) / "scores.sqlite")
+    cache = open_cache(cfg.score_cache, cfg.cache_dir)
+    if cache is None:
+        raise ConfigError("the trajectory study fills the score cache: score_cache=off makes no sense here")
     slot_benchmark, slot_dataset, slot_seed = cache_slot(context, estimator.tags)
     n_rows = estimator.readout_row(estimator.steps) + 1
     done = done_archs(args.out, n_rows)

@@ -4,6 +4,7 @@ import multiprocessing as mp
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from harness import loop
 from harness.budget import Budget
@@ -88,3 +89,62 @@ def test_a_non_finite_score_is_never_stored(tmp_path):
     assert len(cache) == 0 and cache.get("k", "toy", "toy", "a", 0) is None
     cache.put("k", "toy", "toy", "a", 0, Estimate(0.5, 1.0, "cpu"))
     assert cache.get("k", "toy", "toy", "a", 0) == Estimate(0.5, 1.0, "cpu")
+
+
+def _rank(tmp_path: Path, cache: Path) -> tuple[dict, object]:
+    from harness.experiment import run_job
+    from harness.storage import read_records, read_summary
+    from tests.conftest import compose_cfg
+
+    overrides = ["task=rank", "estimator=params", "n_archs=5", "threads=1", f"score_cache={cache}/scores.sqlite"]
+    (folder,) = run_job(compose_cfg(overrides, tmp_path), tmp_path / cache.name / "run")
+    return read_summary(folder), read_records(folder)
+
+
+def test_exported_scores_replay_on_another_machine(nb201_csv, tmp_path, capsys):
+    from harness.cache import main
+
+    first, records = _rank(tmp_path, tmp_path / "here")
+    out = tmp_path / "scores.csv"
+    assert main(["export", str(out), "estimator=params", f"score_cache={tmp_path / 'here' / 'scores.sqlite'}"]) == 0
+    assert "exported 5 scores" in capsys.readouterr().out
+    assert main(["import", str(out), f"score_cache={tmp_path / 'there' / 'scores.sqlite'}"]) == 0
+    assert "imported 5 new scores" in capsys.readouterr().out
+    assert main(["import", str(out), f"score_cache={tmp_path / 'there' / 'scores.sqlite'}"]) == 0  # twice: nothing duplicated
+    assert "imported 0 new scores (5 already present)" in capsys.readouterr().out
+    second, replayed = _rank(tmp_path, tmp_path / "there")
+    assert second["n_cache_hits"] == 5 and first["n_cache_hits"] == 0
+    assert replayed[["arch", "score", "cost_s"]].equals(records[["arch", "score", "cost_s"]])
+
+
+def _tamper(path: Path, line: int, old: str, new: str) -> None:
+    lines = path.read_text().splitlines(keepends=True)
+    assert old in lines[line]
+    lines[line] = lines[line].replace(old, new)
+    path.write_text("".join(lines))
+
+
+@pytest.mark.parametrize(
+    ("line", "old", "new", "message"),
+    [
+        (2, '""code"":""', '""code"":""0', "computed with another version of what they depend on (code: file"),
+        (3, '""torch"":""', '""torch"":""1.0', "(torch: file '1.0"),
+        (4, ",cpu,", ",cpu,extra,", "line 5: 10 fields, expected 9; nothing was imported"),
+        (5, ",cpu,", ",cpu", "line 6: 8 fields"),
+        (0, "cost_s", "cost", "must start with the header"),
+    ],
+)
+def test_a_score_file_of_another_version_or_malformed_is_refused_whole(
+    nb201_csv, tmp_path, capsys, line, old, new, message
+):
+    from harness.cache import ScoreCache, main
+
+    _rank(tmp_path, tmp_path / "here")
+    out = tmp_path / "scores.csv"
+    assert main(["export", str(out), f"score_cache={tmp_path / 'here' / 'scores.sqlite'}"]) == 0
+    _tamper(out, line, old, new)
+    capsys.readouterr()
+    assert main(["import", str(out), f"score_cache={tmp_path / 'there' / 'scores.sqlite'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+    assert len(ScoreCache(tmp_path / "there" / "scores.sqlite")) == 0  # nothing half-imported

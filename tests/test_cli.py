@@ -57,6 +57,8 @@ def test_search_writes_records_and_summary(tmp_path, nb201_csv):
         "status",
         "reason",
         "test_acc",
+        "answer",
+        "answer_test_acc",
     ]
     assert len(records) == summary["n_evals"] > 10
     assert (records["status"] == "ok").all() and (records["device"] == "table").all()
@@ -191,7 +193,7 @@ def test_live_rank_reuses_cached_scores_and_charges_their_cost(tmp_path, nb201_c
     costs = [storage.read_records(f)["cost_s"].tolist() for f in folders]
     assert costs[0] == costs[1] and sum(costs[0]) > 0  # hits charge the recorded cost
     assert b["kendall_tau_test"] == a["kendall_tau_test"]
-    assert a["cost_unit"] == "measured wall seconds on cpu"
+    assert a["cost_unit"] == "CPU seconds of the process on cpu"
 
 
 def test_killed_sweep_resumes(tmp_path, nb201_csv):

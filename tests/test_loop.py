@@ -124,3 +124,42 @@ def test_select_and_report_samples_are_disjoint_halves_of_the_all_sample():
     assert report == [a for a in every if loop.split_of(space, a) == "report"][:60]
     with pytest.raises(ConfigError, match="split='train' is not one of all, select, report"):
         loop.sample_distinct(space, 5, np.random.default_rng(0), "train")
+
+
+def test_rank_reports_the_top_of_the_sample_with_intervals(toy):
+    archs, _ = loop.sample_distinct(toy.space, 40, np.random.default_rng(0))
+    s = loop.rank(toy, TableEstimator(), archs, toy_context(toy), ci_rng=np.random.default_rng(0)).summary
+    # the table estimator is the validation accuracy: the top of the sample by validation is found exactly
+    assert s["top5_precision_valid"] == s["top10_precision_valid"] == 1.0 and s["top1_regret_valid"] == 0.0
+    top = max(archs, key=lambda a: toy.query(a).valid_acc)
+    assert s["top1_regret_test"] == pytest.approx(s["sample_best_test_acc"] - toy.test_accuracy(top))
+    assert s["vote_voters"] == 2  # 5% of 40
+    voted = toy.space.parse(s["vote_answer"])
+    assert s["vote_answer_valid_acc"] == toy.query(voted).valid_acc
+    assert s["vote_answer_test_acc"] == toy.test_accuracy(voted)
+    for name in ("kendall_tau_test", "top5_precision_test", "top1_regret_test", "vote_answer_test_acc"):
+        lo, hi = s[f"{name}_ci95"]
+        assert lo <= hi and np.isfinite([lo, hi]).all(), name
+
+
+def test_records_carry_the_answer_of_the_search_at_each_step(toy):
+    from searchers.rminas import RMINAS
+
+    searcher = RMINAS(toy.space, np.random.default_rng(0), n_warmup=10, n_positives=3, n_trees=5)
+    result = loop.search(toy, TableEstimator(), searcher, Budget(max_evals=40), toy_context(toy))
+    records = result.records
+    # before the warm-up ends, the answer is the best-scored evaluation so far; then the vote
+    assert [r.answer for r in records[:9]] == [max(records[: i + 1], key=lambda x: x.score).arch for i in range(9)]
+    assert records[-1].answer == result.summary["incumbent"] and result.summary["incumbent_by"] == "searcher"
+    assert all(r.answer_test_acc == toy.test_accuracy(toy.space.parse(r.answer)) for r in records)
+
+
+def test_a_searcher_that_cannot_answer_within_the_budget_says_so(toy, caplog):
+    from searchers.rminas import RMINAS
+
+    searcher = RMINAS(toy.space, np.random.default_rng(0), n_warmup=20)
+    result = loop.search(toy, TableEstimator(), searcher, Budget(max_evals=5), toy_context(toy))
+    s = result.summary
+    assert s["incumbent_by"] == "best-scored evaluation" and "warm-up did not finish" in s["incumbent_note"]
+    assert "warm-up did not finish" in caplog.text
+    assert s["incumbent"] == max(result.records, key=lambda r: r.score).arch

@@ -31,8 +31,22 @@ def test_bootstrap_ci_brackets_the_estimate():
     x = rng.normal(size=200)
     y = x + rng.normal(size=200)
     tau = metrics.kendall_tau(x, y)
-    lo, hi = metrics.bootstrap_ci(metrics.kendall_tau, x, y, np.random.default_rng(1), n_boot=300)
+    lo, hi = metrics.bootstrap_ci(lambda i: metrics.kendall_tau(x[i], y[i]), 200, np.random.default_rng(1), n_boot=300)
     assert lo < tau < hi and hi - lo < 0.25
+
+
+def test_top1_regret_is_the_loss_of_trusting_the_best_score():
+    assert metrics.top1_regret([0.1, 0.9, 0.5], [90.0, 92.0, 94.0]) == pytest.approx(2.0)
+    assert metrics.top1_regret([3, 2, 1], [94.0, 92.0, 90.0]) == 0.0
+    assert metrics.top1_regret([1, 1, 0], [90.0, 94.0, 93.0]) == pytest.approx(4.0)  # a tie: the first
+
+
+def test_vote_is_the_per_decision_majority_and_ties_go_to_the_lower_index():
+    ops = np.array([[0, 1, 2], [0, 1, 1], [1, 2, 1], [1, 2, 2]])
+    scores = np.array([1.0, 2.0, 3.0, 4.0])
+    assert metrics.vote(ops[:3], scores[:3], (3, 3, 3)) == (0, 1, 1)
+    assert metrics.vote(ops, scores, (3, 3, 3)) == (0, 1, 1)  # 2-2 everywhere: the lower index
+    assert metrics.vote(ops, scores, (3, 3, 3), tie_break="score") == (1, 2, 1)  # better voters; 5 = 5: lower
 
 
 def test_best_so_far_and_mean_std():
