@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -19,9 +21,19 @@ register()
 log = logging.getLogger("harness")
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM (what SLURM sends before it kills a job) or SIGINT (Ctrl-C) arrived."""
+
+
+def _stop(signum: int, _frame: FrameType | None) -> None:
+    raise Stopped(signum)
+
+
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stop)
     try:
         folders = run_job(cfg, Path(hydra_cfg.runtime.output_dir))
     except HarnessError as exc:
@@ -29,6 +41,14 @@ def main(cfg: DictConfig) -> None:
         if hydra_cfg.mode == RunMode.MULTIRUN:
             raise  # the launcher records this job as failed and runs the others
         sys.exit(2)
+    except KeyboardInterrupt as exc:
+        signum = exc.args[0] if isinstance(exc, Stopped) else signal.SIGINT
+        print(
+            f"stopped by {signal.Signals(signum).name}: every finished evaluation is kept in records.csv under "
+            f"{hydra_cfg.runtime.output_dir}; run the same command again to resume",
+            file=sys.stderr,
+        )
+        sys.exit(128 + signum)
     log.info("results in %s", folders[0] if len(folders) == 1 else f"{len(folders)} runs next to {folders[0]}")
 
 

@@ -1,9 +1,19 @@
-"""A persistent score cache for live estimators: one SQLite file, safe for parallel workers.
+"""A persistent score cache for live estimators, shared by parallel workers: an SQLite file or a PostgreSQL server.
 
 A score is stored under (estimator key, benchmark, dataset, architecture, estimator seed) together with what it
 cost; the key (:func:`estimator_key`) covers everything the score depends on. A hit returns the recorded cost, so
-the cost clock charges the same whether or not the score was cached. Failed evaluations are not stored: they are
-recomputed next time.
+the cost clock charges the same whether or not the score was cached. The first write of a score wins; failed
+evaluations (non-finite scores) are never stored: they are recomputed next time. Workers that want the same
+missing score compute it once: the first claims it (a lease row, :class:`CachedEstimator`), the others wait.
+
+Where the scores live is the ``score_cache`` setting (:func:`open_cache`):
+
+* an SQLite file (``auto`` = ``<cache_dir>/scores.sqlite``, a path, or ``sqlite:///PATH``), the embedded default,
+  in WAL mode: safe for the workers of one machine, **not on a network filesystem** (NFS, Lustre, GPFS, ...),
+  where a SLURM sweep's folders usually are: WAL needs memory shared by every process that opens the database,
+  so they must all run on one host (https://www.sqlite.org/wal.html, https://www.sqlite.org/useovernet.html);
+* a PostgreSQL server, ``postgresql://user@host:port/db`` (in the style of optuna's RDB storage; needs
+  ``pip install .[postgres]``), which the workers of a cluster share over the network.
 
 Scores travel between machines as CSV files::
 
@@ -13,34 +23,59 @@ Scores travel between machines as CSV files::
 
 from __future__ import annotations
 
+import abc
 import ast
+import contextlib
 import functools
 import hashlib
 import json
+import logging
 import math
+import os
+import secrets
+import socket
 import sqlite3
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from harness import paths
+from harness.errors import ConfigError, StateFileError
 from harness.interfaces import Estimator, EstimatorContext, EstimatorTags, SearchSpace
 from harness.types import Arch, Estimate
 
-_SCHEMA = """
+log = logging.getLogger("harness")
+
+#: both backends' tables; DOUBLE PRECISION is SQLite's REAL (an 8-byte float) and PostgreSQL's float8
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS scores (
     estimator TEXT NOT NULL,      -- canonical JSON of the estimator's parameters and code version
     benchmark TEXT NOT NULL,
     dataset   TEXT NOT NULL,
     arch      TEXT NOT NULL,
     seed      INTEGER NOT NULL,
-    score     REAL NOT NULL,
-    cost_s    REAL NOT NULL,
+    score     DOUBLE PRECISION NOT NULL,
+    cost_s    DOUBLE PRECISION NOT NULL,
     device    TEXT NOT NULL,
-    created   REAL NOT NULL,
+    created   DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (estimator, benchmark, dataset, arch, seed)
 )
-"""
+""",
+    """
+CREATE TABLE IF NOT EXISTS claims (
+    estimator TEXT NOT NULL,
+    benchmark TEXT NOT NULL,
+    dataset   TEXT NOT NULL,
+    arch      TEXT NOT NULL,
+    seed      INTEGER NOT NULL,
+    owner     TEXT NOT NULL,              -- host:pid:random of the worker computing this score
+    expires   DOUBLE PRECISION NOT NULL,  -- the database's clock, Unix seconds; later, another worker may take over
+    PRIMARY KEY (estimator, benchmark, dataset, arch, seed)
+)
+""",
+)
 
 
 #: the project's packages: an estimator's code is its module plus the modules of these it imports, transitively
@@ -150,29 +185,58 @@ def estimator_key(
     return json.dumps(key, sort_keys=True, separators=(",", ":"))
 
 
-_INSERT = f"INSERT OR IGNORE INTO scores ({', '.join(EXPORT_COLUMNS)}) VALUES ({', '.join('?' * len(EXPORT_COLUMNS))})"
+_SLOT = "estimator=? AND benchmark=? AND dataset=? AND arch=? AND seed=?"
+_INSERT = (
+    f"INSERT INTO scores ({', '.join(EXPORT_COLUMNS)}) VALUES ({', '.join('?' * len(EXPORT_COLUMNS))}) "
+    "ON CONFLICT DO NOTHING"
+)
+#: claim a slot: a new claim, one whose lease has run out ({now}: the database's clock), or renew one's own
+_CLAIM = (
+    "INSERT INTO claims (estimator, benchmark, dataset, arch, seed, owner, expires) "
+    "VALUES (?, ?, ?, ?, ?, ?, {now} + ?) "
+    "ON CONFLICT (estimator, benchmark, dataset, arch, seed) DO UPDATE SET owner = excluded.owner, "
+    "expires = excluded.expires WHERE claims.expires < {now} OR claims.owner = excluded.owner"
+)
 
 
-class ScoreCache:
-    """Scores in an SQLite file (WAL mode; concurrent writers wait up to ``timeout_s``; the first write wins).
+class ScoreCache(abc.ABC):
+    """The score store, with what its two backends share: every query, first write wins, non-finite scores never
+    stored. A backend (:class:`SqliteCache`, :class:`PostgresCache`) opens the connection and gives the SQL
+    dialect's details; :func:`open_cache` picks one from the ``score_cache`` setting.
 
-    Args:
-        path: the database file (created with its folder).
-        timeout_s: how long a writer waits for a lock held by another process.
+    Attributes:
+        where: the database, for messages: a file path or a URL without its password.
     """
 
-    def __init__(self, path: str | Path, timeout_s: float = 60.0) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(_SCHEMA)
+    where: str
+    _db: Any  # a DB-API connection in autocommit mode
+    #: SQL for the database's clock in Unix seconds (claims expire by it, whichever machine asks)
+    _now: str
+    #: statements run at the start of the transaction that creates the tables
+    _schema_lock: tuple[str, ...] = ()
+
+    def _execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        """Run one statement (``?`` placeholders); returns the cursor."""
+        return self._db.execute(sql, args)
+
+    def _execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        """Run one statement per row; returns the number of rows changed."""
+        cursor = self._db.cursor()
+        cursor.executemany(sql, rows)
+        return int(cursor.rowcount)
+
+    @abc.abstractmethod
+    def _transaction(self) -> contextlib.AbstractContextManager[Any]:
+        """A transaction: committed at the end of the block, rolled back on any error."""
+
+    def _create_tables(self) -> None:
+        with self._transaction():
+            for statement in (*self._schema_lock, *_SCHEMA):
+                self._execute(statement)
 
     def get(self, estimator: str, benchmark: str, dataset: str, arch: str, seed: int) -> Estimate | None:
-        row = self._db.execute(
-            "SELECT score, cost_s, device FROM scores WHERE estimator=? AND benchmark=? AND dataset=? AND arch=? "
-            "AND seed=?",
-            (estimator, benchmark, dataset, arch, seed),
+        row = self._execute(
+            f"SELECT score, cost_s, device FROM scores WHERE {_SLOT}", (estimator, benchmark, dataset, arch, seed)
         ).fetchone()
         return None if row is None else Estimate(float(row[0]), float(row[1]), str(row[2]))
 
@@ -180,9 +244,24 @@ class ScoreCache:
         """Store a score; a NaN or infinite one is a failed evaluation and is not stored (it is recomputed)."""
         if not math.isfinite(estimate.score):
             return
-        self._db.execute(
+        self._execute(
             _INSERT,
             (estimator, benchmark, dataset, arch, seed, estimate.score, estimate.cost_s, estimate.device, time.time()),
+        )
+
+    def claim(
+        self, estimator: str, benchmark: str, dataset: str, arch: str, seed: int, owner: str, lease_s: float
+    ) -> bool:
+        """Claim the right to compute a score for ``lease_s`` seconds; False while another owner's claim is live.
+        An expired claim (its worker was killed, or is slower than its lease) is taken over."""
+        sql = _CLAIM.format(now=self._now)
+        cursor = self._execute(sql, (estimator, benchmark, dataset, arch, seed, owner, float(lease_s)))
+        return int(cursor.rowcount) == 1
+
+    def release(self, estimator: str, benchmark: str, dataset: str, arch: str, seed: int, owner: str) -> None:
+        """Drop ``owner``'s claim (none if another worker has taken it over)."""
+        self._execute(
+            f"DELETE FROM claims WHERE {_SLOT} AND owner=?", (estimator, benchmark, dataset, arch, seed, owner)
         )
 
     def rows(self, estimator: str | None = None) -> list[tuple[Any, ...]]:
@@ -191,29 +270,192 @@ class ScoreCache:
         args: tuple[str, ...] = ()
         if estimator is not None:
             query, args = query + " WHERE estimator=?", (estimator,)
-        return self._db.execute(query + " ORDER BY estimator, benchmark, dataset, seed, created", args).fetchall()
+        order = " ORDER BY estimator, benchmark, dataset, seed, created"
+        return [tuple(row) for row in self._execute(query + order, args).fetchall()]
 
-    def put_rows(self, rows: list[tuple[Any, ...]]) -> int:
-        """Store rows in :data:`EXPORT_COLUMNS` order in one transaction (all or none); returns how many were new."""
-        before = len(self)
-        with self._db:  # BEGIN ... COMMIT, or ROLLBACK on any error
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany(_INSERT, rows)
-        return len(self) - before
+    def put_rows(self, rows: Sequence[Sequence[Any]]) -> int:
+        """Store rows in :data:`EXPORT_COLUMNS` order in one transaction (all or none); returns how many were new.
+        Rows with a non-finite score are left out, as :meth:`put` does."""
+        finite = [tuple(row) for row in rows if math.isfinite(row[5])]
+        if not finite:
+            return 0
+        with self._transaction():
+            return self._execute_many(_INSERT, finite)
 
     def __len__(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM scores").fetchone()[0])
+        return int(self._execute("SELECT COUNT(*) FROM scores").fetchone()[0])
 
     def close(self) -> None:
         self._db.close()
 
 
+#: filesystem types (``/proc/mounts``; ``fuse.X`` counts as ``X``) on which SQLite's WAL mode is not safe
+NETWORK_FILESYSTEMS = frozenset(
+    "nfs nfs4 cifs smb3 smbfs lustre gpfs beegfs ceph cephfs glusterfs sshfs 9p afs panfs wekafs juicefs s3fs gcsfuse "
+    "davfs".split()
+)
+
+
+def network_filesystem(path: Path, mounts: Path = Path("/proc/mounts")) -> str | None:
+    """The type of the network filesystem that holds ``path`` (``nfs4``, ``lustre``, ...), or None: a local disk,
+    or a system without ``mounts`` (Linux's ``/proc/mounts``)."""
+    try:
+        lines = mounts.read_text().splitlines()
+    except OSError:
+        return None
+    target, depth, kind = path.resolve(), -1, ""
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = Path(fields[1].replace("\\040", " "))
+        if (point == target or point in target.parents) and len(point.parts) > depth:
+            depth, kind = len(point.parts), fields[2]
+    kind = kind.removeprefix("fuse.")
+    return kind if kind in NETWORK_FILESYSTEMS else None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+class SqliteCache(ScoreCache):
+    """Scores in an SQLite file, in WAL mode: concurrent writers of one machine wait up to ``timeout_s`` for each
+    other. Not for a network filesystem: WAL mode needs the processes that open the file to share memory, so to
+    run on one host (https://www.sqlite.org/wal.html); a cluster's workers share a :class:`PostgresCache`.
+
+    A file that is not an SQLite database, or a corrupt or truncated one, is a
+    :class:`~harness.errors.StateFileError` naming it.
+
+    Args:
+        path: the database file (created with its folder).
+        timeout_s: how long a writer waits for a lock held by another process.
+    """
+
+    _now = "((julianday('now') - 2440587.5) * 86400.0)"
+
+    def __init__(self, path: str | Path, timeout_s: float = 60.0) -> None:
+        self.path = Path(path)
+        self.where = str(self.path)
+        fs = network_filesystem(self.path.parent)
+        if fs is not None:
+            log.warning(
+                "the score database %s is on a network filesystem (%s): SQLite in WAL mode is not safe there when "
+                "workers on several machines share it (https://www.sqlite.org/wal.html); use a PostgreSQL server, "
+                "score_cache=postgresql://user@host:port/db (pip install .[postgres]), or a local disk",
+                self.path,
+                fs,
+            )
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(
+                f"cannot open the score database {self.path} ({_one_line(exc)}): point score_cache at a writable "
+                "file, or set score_cache=off"
+            ) from exc
+        try:
+            self._execute("PRAGMA journal_mode=WAL")
+            check = self._execute("PRAGMA quick_check").fetchall()
+            if check != [("ok",)]:
+                raise sqlite3.DatabaseError("database disk image is malformed: " + "; ".join(r[0] for r in check[:3]))
+            self._create_tables()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise self._corrupt(exc) from exc
+
+    def _corrupt(self, exc: sqlite3.DatabaseError) -> StateFileError:
+        return StateFileError(
+            f"the score database {self.path} is corrupt or not an SQLite file ({_one_line(exc)}): delete it (and "
+            f"its -wal and -shm files) or point score_cache elsewhere; it only holds cached scores, which are "
+            "recomputed"
+        )
+
+    def _execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        try:
+            return self._db.execute(sql, args)
+        except sqlite3.DatabaseError as exc:
+            name = getattr(exc, "sqlite_errorname", "")  # Python >= 3.11
+            if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in str(exc):
+                raise self._corrupt(exc) from exc
+            raise
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        with self._db:  # COMMIT at the end, ROLLBACK on any error
+            self._execute("BEGIN IMMEDIATE")  # the write lock now: no other writer between our reads and writes
+            yield
+
+
+def _redacted(url: str) -> str:
+    """``url`` without its password."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+class PostgresCache(ScoreCache):
+    """Scores on a PostgreSQL server: the cache of a cluster, whose workers on several machines share it (an
+    SQLite file on a network filesystem is not safe for that). Needs the driver: ``pip install .[postgres]``.
+
+    Args:
+        url: a libpq connection URI, ``postgresql://user[:password]@host[:port]/database`` (a Unix socket:
+            ``postgresql://user@/database?host=/run/postgresql``); the database must exist, the tables are created.
+        timeout_s: how long to wait for the server to answer a connection.
+    """
+
+    _now = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
+    #: CREATE TABLE IF NOT EXISTS races with itself in PostgreSQL: workers that start together take turns
+    _schema_lock = ("SELECT pg_advisory_xact_lock(7020512)",)
+
+    def __init__(self, url: str, timeout_s: float = 60.0) -> None:
+        self.where = _redacted(url)
+        try:
+            import psycopg
+        except ImportError as exc:
+            raise ConfigError(
+                f"score_cache={self.where} needs the PostgreSQL driver psycopg, which is not installed: "
+                "pip install .[postgres]"
+            ) from exc
+        try:
+            self._db = psycopg.connect(url, autocommit=True, connect_timeout=max(2, round(timeout_s)))
+            self._create_tables()
+        except psycopg.Error as exc:
+            raise ConfigError(f"cannot use the score database {self.where}: {_one_line(exc)}") from exc
+
+    def _execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        return self._db.execute(sql.replace("?", "%s"), args)
+
+    def _execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        return super()._execute_many(sql.replace("?", "%s"), rows)
+
+    def _transaction(self) -> contextlib.AbstractContextManager[Any]:
+        return self._db.transaction()
+
+
 def open_cache(setting: str, cache_dir: str | None) -> ScoreCache | None:
     """The score cache a job's ``score_cache`` setting names: ``auto`` = ``<cache_dir>/scores.sqlite``, ``off`` =
-    none, else an SQLite file's path."""
+    none, ``postgresql://user@host:port/db`` = a PostgreSQL server (for workers on several machines), else an
+    SQLite file: a path, or ``sqlite:///PATH`` (for the workers of one machine, on a local disk)."""
     if setting == "off":
         return None
-    return ScoreCache(paths.cache_dir(cache_dir) / "scores.sqlite" if setting == "auto" else Path(setting))
+    if setting == "auto":
+        return SqliteCache(paths.cache_dir(cache_dir) / "scores.sqlite")
+    scheme = setting.partition("://")[0] if "://" in setting else ""
+    if scheme in ("postgresql", "postgres"):
+        return PostgresCache(setting)
+    if scheme == "sqlite" and setting.startswith("sqlite:///") and len(setting) > len("sqlite:///"):
+        return SqliteCache(Path(setting.removeprefix("sqlite:///")))
+    if scheme:
+        raise ConfigError(
+            f"score_cache={_redacted(setting)!r} is not a score database; valid: auto, off, an SQLite file's path, "
+            "sqlite:///PATH, postgresql://user@host:port/db"
+        )
+    return SqliteCache(Path(setting))
 
 
 def cache_slot(context: EstimatorContext, tags: EstimatorTags) -> tuple[str, str, int]:
@@ -225,19 +467,39 @@ def cache_slot(context: EstimatorContext, tags: EstimatorTags) -> tuple[str, str
 class CachedEstimator(Estimator):
     """Wraps a live estimator: answers from the cache when it can, stores every successful new score.
 
-    ``fit`` still runs (and is charged) once per run; caching one-time work is the estimator's own business.
+    Parallel workers that miss the same score compute it once: the first claims it for ``lease_s`` seconds; the
+    others poll for its score (a hit), and take the claim over when it expires (its worker was killed, or is slower
+    than the lease). A worker that has waited ``wait_s`` computes the score itself. ``fit`` still runs (and is
+    charged) once per run; caching one-time work is the estimator's own business.
 
     Args:
         inner: the estimator to wrap.
         cache: the score store.
         key: :func:`estimator_key` of ``inner``'s configuration.
+        lease_s: how long a claim lasts; longer than one estimate takes, shorter than a killed worker may stall
+            the others.
+        wait_s: the longest wait for another worker's score (default ``lease_s``).
+        poll_s: the longest pause between two looks at another worker's progress.
     """
 
-    def __init__(self, inner: Estimator, cache: ScoreCache, key: str) -> None:
+    def __init__(
+        self,
+        inner: Estimator,
+        cache: ScoreCache,
+        key: str,
+        *,
+        lease_s: float = 600.0,
+        wait_s: float | None = None,
+        poll_s: float = 1.0,
+    ) -> None:
         self.inner = inner
         self.cache = cache
         self.key = key
         self.tags = inner.tags
+        self.lease_s = lease_s
+        self.wait_s = lease_s if wait_s is None else wait_s
+        self.poll_s = poll_s
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.hits = 0
 
     def fit(self, context: EstimatorContext) -> float:
@@ -247,14 +509,35 @@ class CachedEstimator(Estimator):
 
     def estimate(self, arch: Arch) -> Estimate:
         benchmark, dataset, seed = self._where
-        text = self._format(arch)
-        hit = self.cache.get(self.key, benchmark, dataset, text, seed)
+        slot = (self.key, benchmark, dataset, self._format(arch), seed)
+        hit = self._stored_or_claimed(slot)
         if hit is not None:
             self.hits += 1
             return hit
-        est = self.inner.estimate(arch)
-        self.cache.put(self.key, benchmark, dataset, text, seed, est)
+        try:
+            est = self.inner.estimate(arch)
+            self.cache.put(*slot, est)
+        finally:
+            self.cache.release(*slot, self.owner)
         return est
+
+    def _stored_or_claimed(self, slot: tuple[str, str, str, str, int]) -> Estimate | None:
+        """The stored score of ``slot``; else None, once this worker holds its claim (or has waited ``wait_s``)."""
+        deadline, pause = time.monotonic() + self.wait_s, 0.02
+        while True:
+            hit = self.cache.get(*slot)
+            if hit is not None:
+                return hit
+            if self.cache.claim(*slot, self.owner, self.lease_s):
+                hit = self.cache.get(*slot)  # stored by a worker that released its claim since our first look
+                if hit is not None:
+                    self.cache.release(*slot, self.owner)
+                return hit
+            if time.monotonic() >= deadline:
+                log.warning("waited %.0f s for another worker's score of %s; computing it here", self.wait_s, slot[3])
+                return None
+            time.sleep(pause)
+            pause = min(2 * pause, self.poll_s)
 
 
 # ---------------------------------------------------------------------------------------------- export / import
@@ -376,7 +659,7 @@ def main(argv: list[str] | None = None) -> int:
         for key, benchmark in sorted({(r[0], r[1]) for r in rows}):
             check_key(key, benchmark, cfg.data_dir)
         new = cache.put_rows(rows)
-        print(f"imported {new} new scores ({len(rows) - new} already present) from {args.file} into {cache.path}")
+        print(f"imported {new} new scores ({len(rows) - new} already present) from {args.file} into {cache.where}")
         return 0
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)

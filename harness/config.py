@@ -62,7 +62,9 @@ class HarnessConfig:
     #: skip a seed whose run folder already holds a finished run of the same config (resume an interrupted sweep)
     skip_done: bool = True
     #: where live estimators' scores are kept and reused (a hit charges the recorded cost): "auto" =
-    #: <cache_dir>/scores.sqlite, "off" = nowhere, else the path of an SQLite file
+    #: <cache_dir>/scores.sqlite, "off" = nowhere, an SQLite file's path (or sqlite:///PATH), or a PostgreSQL server,
+    #: postgresql://user@host:port/db (pip install .[postgres]; quote a URL with "=" on the command line). SQLite is
+    #: for the workers of one machine and not safe on a network filesystem: a cluster's workers share a server
     score_cache: str = "auto"
     max_consecutive_failures: int = 10
 

@@ -20,10 +20,11 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from harness import loop, seeding, storage
+from harness.benchmarks.view import ValidationView
 from harness.budget import Budget
-from harness.cache import CachedEstimator, estimator_key, open_cache
+from harness.cache import CachedEstimator, ScoreCache, estimator_key, open_cache
 from harness.config import HarnessConfig
-from harness.errors import ConfigError
+from harness.errors import ConfigError, StateFileError
 from harness.interfaces import Benchmark, Estimator, EstimatorContext, SearchSpace
 from harness.types import Arch, RunResult
 
@@ -109,14 +110,20 @@ def rank_sample(cfg: DictConfig, space: SearchSpace) -> tuple[list[Arch], int]:
 
 
 def estimator_context(
-    cfg: DictConfig, benchmark_name: str, benchmark: Benchmark, estimator_seed: int, live: bool
+    cfg: DictConfig,
+    benchmark_name: str,
+    benchmark: Benchmark,
+    estimator_seed: int,
+    live: bool,
+    view: ValidationView | None = None,
 ) -> EstimatorContext:
-    """What an estimator of this job sees: its space, data, device and seeded rng."""
+    """What an estimator of this job sees: its space, data, device, seeded rng, and validation numbers only
+    (``view``, made from ``benchmark`` when not given; never the benchmark itself)."""
     return EstimatorContext(
         space=benchmark.space,
         benchmark=benchmark_name,
         dataset=benchmark.dataset,
-        query=benchmark.query,
+        query=(view or ValidationView(benchmark)).query,
         rng=seeding.rng(estimator_seed, "estimator"),
         seed=estimator_seed,
         device=resolve_device(cfg.device, live),
@@ -160,8 +167,30 @@ def set_torch_threads(cfg: DictConfig) -> int:
     return int(threads)
 
 
-def run_job(cfg: DictConfig, job_dir: Path) -> list[Path]:
-    """Run the task of ``cfg`` for each of its seeds and write one folder per seed; returns the folders."""
+@dataclasses.dataclass
+class Job:
+    """What every seed of a job shares, built once by :func:`prepare`."""
+
+    cfg: DictConfig
+    config: dict[str, Any]
+    benchmark_name: str
+    benchmark: Benchmark
+    view: ValidationView
+    estimator_name: str
+    make_estimator: Callable[..., Any]
+    searcher_name: str | None
+    make_searcher: Callable[..., Any] | None
+    budget: Budget | None
+    cache: ScoreCache | None
+    cache_key: str
+    threads: int | None
+    archs: list[Arch]
+    draws: int
+
+
+def prepare(cfg: DictConfig) -> Job:
+    """Check the task, build the plug-ins' factories, load the benchmark, open the score cache, set the threads,
+    draw the rank sample: everything the seeds share."""
     if cfg.task not in TASKS:
         raise ConfigError(f"task={cfg.task!r} is not a task; valid: {', '.join(TASKS)}")
     if cfg.n_seeds < 1 or cfg.seed < 0:
@@ -174,71 +203,105 @@ def run_job(cfg: DictConfig, job_dir: Path) -> list[Path]:
     assert isinstance(config, dict)
     probe = make_estimator()
     cache = open_cache(cfg.score_cache, cfg.cache_dir) if probe.tags.live else None
-    cache_key = score_key(cfg, probe, benchmark.space) if cache is not None else ""
-    threads = set_torch_threads(cfg) if probe.tags.live else None
-    budget = Budget(cfg.budget.max_evals, cfg.budget.max_cost_s) if cfg.task == "search" else None
-    if cfg.task == "rank":
-        archs, draws = rank_sample(cfg, benchmark.space)
+    archs, draws = rank_sample(cfg, benchmark.space) if cfg.task == "rank" else ([], 0)
+    return Job(
+        cfg=cfg,
+        config=config,
+        benchmark_name=benchmark_name,
+        benchmark=benchmark,
+        view=ValidationView(benchmark),
+        estimator_name=estimator_name,
+        make_estimator=make_estimator,
+        searcher_name=searcher_name,
+        make_searcher=make_searcher,
+        budget=Budget(cfg.budget.max_evals, cfg.budget.max_cost_s) if cfg.task == "search" else None,
+        cache=cache,
+        cache_key=score_key(cfg, probe, benchmark.space) if cache is not None else "",
+        threads=set_torch_threads(cfg) if probe.tags.live else None,
+        archs=archs,
+        draws=draws,
+    )
+
+
+def run_seed(job: Job, seed: int, folder: Path, progress: bool) -> Path:
+    """Run (or resume) one seed of ``job`` in ``folder``: every evaluation is appended to ``records.csv`` as it
+    finishes; ``summary.json`` is written last. Returns the folder."""
+    cfg = job.cfg
+    config = {**job.config, "seed": seed, "n_seeds": 1}
+    kept, started = storage.start_run(folder, _defining(config))
+    if kept:
+        log.info("resuming %s from its %d recorded evaluations", folder, len(kept))
+    estimator = job.make_estimator()
+    if job.cache is not None:
+        estimator = CachedEstimator(estimator, job.cache, job.cache_key)
+    estimator_seed = seed if cfg.task == "rank" else cfg.estimator_seed
+    context = estimator_context(cfg, job.benchmark_name, job.benchmark, estimator_seed, estimator.tags.live, job.view)
+    record_log = storage.RecordLog(folder, kept)
+    common: dict[str, Any] = {
+        "progress": progress,
+        "max_consecutive_failures": cfg.max_consecutive_failures,
+        "resume": kept,
+        "on_record": record_log,
+    }
+    try:
+        if cfg.task == "search":
+            assert job.make_searcher is not None and job.budget is not None
+            searcher = job.make_searcher(job.benchmark.space, seeding.rng(seed, "searcher"))
+            result = loop.search(job.benchmark, estimator, searcher, job.budget, context, **common)
+        else:
+            ci_rng = seeding.rng(seed, "bootstrap")
+            result = loop.rank(job.benchmark, estimator, job.archs, context, ci_rng=ci_rng, **common)
+            result.summary["n_draws"] = job.draws
+    finally:
+        record_log.close()
+    if isinstance(estimator, CachedEstimator):
+        result.summary["n_cache_hits"] = estimator.hits
+    if job.threads is not None:
+        result.summary["threads"] = job.threads
+    summary = {
+        "task": cfg.task,
+        "experiment": cfg.experiment_name,
+        "benchmark": job.benchmark_name,
+        "dataset": job.benchmark.dataset,
+        "searcher": job.searcher_name,
+        "estimator": job.estimator_name,
+        "seed": seed,
+        "estimator_seed": estimator_seed,
+        "budget": job.config["budget"] if job.budget else None,
+        **result.summary,
+        "n_resumed": len(kept),
+        "started_utc": started or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "versions": _versions(),
+        "config": config,
+    }
+    return storage.write_run(folder, RunResult(result.records, summary))
+
+
+def run_job(cfg: DictConfig, job_dir: Path) -> list[Path]:
+    """Run the task of ``cfg`` for each of its seeds and write one folder per seed; returns the folders.
+
+    A seed whose folder holds a finished run of the same config is skipped (``skip_done``), an interrupted one
+    resumed. A seed whose state files are unreadable is reported and left alone; the other seeds still run, and
+    then a :class:`StateFileError` names every such file.
+    """
+    job = prepare(cfg)
     seeds = range(cfg.seed, cfg.seed + cfg.n_seeds)
-    folders = []
-    bar = loop._progress(len(seeds), "run", cfg.progress and len(seeds) > 1)
-    with bar:
+    folders: list[Path] = []
+    problems: list[str] = []
+    with loop._progress(len(seeds), "run", cfg.progress and len(seeds) > 1) as bar:
         for seed in seeds:
             folder = run_folder(job_dir, seed, cfg.seed)
-            if cfg.skip_done and _finished(folder, {**config, "seed": seed, "n_seeds": 1}):
-                log.info("skipped %s: already finished", folder)
+            try:
+                if cfg.skip_done and _finished(folder, {**job.config, "seed": seed, "n_seeds": 1}):
+                    log.info("skipped %s: already finished", folder)
+                else:
+                    run_seed(job, seed, folder, progress=cfg.progress and len(seeds) == 1)
                 folders.append(folder)
-                bar.update(1)
-                continue
-            estimator = make_estimator()
-            if cache is not None:
-                estimator = CachedEstimator(estimator, cache, cache_key)
-            estimator_seed = seed if cfg.task == "rank" else cfg.estimator_seed
-            context = estimator_context(cfg, benchmark_name, benchmark, estimator_seed, estimator.tags.live)
-            progress = cfg.progress and len(seeds) == 1
-            started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-            if cfg.task == "search":
-                assert make_searcher is not None and budget is not None
-                searcher = make_searcher(benchmark.space, seeding.rng(seed, "searcher"))
-                result = loop.search(
-                    benchmark,
-                    estimator,
-                    searcher,
-                    budget,
-                    context,
-                    progress=progress,
-                    max_consecutive_failures=cfg.max_consecutive_failures,
-                )
-            else:
-                result = loop.rank(
-                    benchmark,
-                    estimator,
-                    archs,
-                    context,
-                    ci_rng=seeding.rng(seed, "bootstrap"),
-                    progress=progress,
-                    max_consecutive_failures=cfg.max_consecutive_failures,
-                )
-                result.summary["n_draws"] = draws
-            if isinstance(estimator, CachedEstimator):
-                result.summary["n_cache_hits"] = estimator.hits
-            if threads is not None:
-                result.summary["threads"] = threads
-            summary = {
-                "task": cfg.task,
-                "experiment": cfg.experiment_name,
-                "benchmark": benchmark_name,
-                "dataset": benchmark.dataset,
-                "searcher": searcher_name,
-                "estimator": estimator_name,
-                "seed": seed,
-                "estimator_seed": estimator_seed,
-                "budget": config["budget"] if budget else None,
-                **result.summary,
-                "started_utc": started,
-                "versions": _versions(),
-                "config": {**config, "seed": seed, "n_seeds": 1},
-            }
-            folders.append(storage.write_run(folder, RunResult(result.records, summary)))
+            except StateFileError as exc:
+                log.error("seed %d: %s", seed, exc)
+                problems.append(str(exc))
             bar.update(1)
+    if problems:
+        more = f" (and {len(problems) - 1} more, listed above)" if len(problems) > 1 else ""
+        raise StateFileError(f"{problems[0]}{more}; the other seeds ran")
     return folders

@@ -11,13 +11,13 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
 from harness import metrics
-from harness.budget import Budget, CostClock, cost_unit
+from harness.budget import Budget, CostClock, cost_unit, stopwatch
 from harness.errors import ConfigError, OutOfDomainError, RunAborted
 from harness.interfaces import Benchmark, Estimator, EstimatorContext, Searcher, SearchSpace
 from harness.types import FAILED, OK, Arch, EvalRecord, RunResult
@@ -28,13 +28,30 @@ log = logging.getLogger("harness")
 def _progress(total: float | None, unit: str, enabled: bool) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit=unit, disable=not enabled, leave=False, dynamic_ncols=True, mininterval=0.5)
+    return tqdm(
+        total=total,
+        unit=unit,
+        disable=not enabled,
+        leave=False,
+        dynamic_ncols=True,
+        mininterval=0.5,
+        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} {unit} [{elapsed}<{remaining}]",
+    )
 
 
 class _Evaluator:
     """Runs one estimate, turns failures into records, charges the clock, aborts on a run of failures."""
 
-    def __init__(self, estimator: Estimator, benchmark: Benchmark, clock: CostClock, max_failures: int) -> None:
+    def __init__(
+        self,
+        estimator: Estimator,
+        benchmark: Benchmark,
+        clock: CostClock,
+        max_failures: int,
+        device: str,
+        replay: Sequence[EvalRecord] = (),
+    ) -> None:
+        self.replay = replay
         self.estimator = estimator
         self.test_accuracy = benchmark.test_accuracy
         self.live = estimator.tags.live
@@ -42,19 +59,21 @@ class _Evaluator:
         self.clock = clock
         self.max_failures = max_failures
         self.failures_in_a_row = 0
-        self.device = "table"
+        self.device_of_work = device  # where a failed evaluation's time was spent
 
     def __call__(self, step: int, arch: Arch) -> EvalRecord:
+        if step < len(self.replay):
+            return self._replayed(step, arch)
         t0 = time.perf_counter()
+        elapsed = stopwatch(self.device_of_work)
         try:
             est = self.estimator.estimate(arch)
             score, cost, device = est.score, est.cost_s, est.device
             reason = "" if math.isfinite(score) else f"non-finite score {score}"
         except Exception as exc:  # noqa: BLE001 - any failure of one evaluation is recorded, the run goes on
-            score, cost, device = math.nan, (time.perf_counter() - t0) if self.live else 0.0, self.device
+            score, cost, device = math.nan, elapsed() if self.live else 0.0, self.device_of_work
             reason = f"{type(exc).__name__}: {exc}".replace("\n", " ")
         wall = time.perf_counter() - t0
-        self.device = device
         self.clock.charge(cost)
         if reason:
             self.failures_in_a_row += 1
@@ -89,9 +108,49 @@ class _Evaluator:
             self.test_accuracy(arch),
         )
 
+    def _replayed(self, step: int, arch: Arch) -> EvalRecord:
+        """The evaluation an interrupted run of the same config recorded at ``step`` (it asked the same
+        architecture: the search is deterministic), charged what it cost then."""
+        record = self.replay[step]
+        if record.arch != self.format(arch):
+            raise ConfigError(
+                f"cannot resume: the interrupted run evaluated {record.arch} at step {step}, this one asks "
+                f"{self.format(arch)}; the code changed since. Delete the run's folder to start it afresh"
+            )
+        self.clock.charge(record.cost_s)
+        self.failures_in_a_row = 0 if record.status == OK else self.failures_in_a_row + 1
+        return dataclasses.replace(record, clock_s=self.clock.elapsed_s)
 
-def _cost_unit(estimator: Estimator, device: str) -> str:
-    return cost_unit(device) if estimator.tags.live else "recorded benchmark training seconds"
+
+def _fit(estimator: Estimator, context: EstimatorContext, resume: Sequence[EvalRecord]) -> float:
+    """Fit the estimator; the cost to charge: what it measured, or what it cost the interrupted run being resumed
+    (the first record's clock minus its cost), so that a resumed run's clock is the uninterrupted one's."""
+    cost = estimator.fit(context)
+    return resume[0].clock_s - resume[0].cost_s if resume else cost
+
+
+def _device(estimator: Estimator, context: EstimatorContext) -> str:
+    """Where an estimator's work is charged: its context's device when it is live, the table otherwise."""
+    return context.device if estimator.tags.live else "table"
+
+
+def _costs(estimator: Estimator, records: list[EvalRecord], fit_cost: float, fit_device: str) -> dict[str, Any]:
+    """The cost of a run per device, each in its own unit (a run whose scores partly come from a cache filled on
+    another device mixes units), and the one unit of the total when there is a single device."""
+    per: dict[str, dict[str, Any]] = {}
+    for device, cost in [(fit_device, fit_cost), *((r.device, r.cost_s) for r in records)]:
+        unit = cost_unit(device) if estimator.tags.live else "recorded benchmark training seconds"
+        entry = per.setdefault(device, {"unit": unit, "cost_s": 0.0, "n_evals": 0})
+        entry["cost_s"] += cost
+    for r in records:
+        per[r.device]["n_evals"] += 1
+    used = {d: e for d, e in per.items() if e["n_evals"] or d == fit_device and fit_cost}
+    units = {e["unit"] for e in used.values()} or {per[fit_device]["unit"]}
+    return {
+        "cost_unit": units.pop() if len(units) == 1 else "mixed: see cost_by_device",
+        "cost_by_device": used,
+        "device": fit_device,
+    }
 
 
 def search(
@@ -103,6 +162,8 @@ def search(
     *,
     progress: bool = False,
     max_consecutive_failures: int = 10,
+    resume: Sequence[EvalRecord] = (),
+    on_record: Callable[[EvalRecord], None] | None = None,
 ) -> RunResult:
     """Search under ``budget``; the final answer is ``searcher.recommend()`` or the best-scored evaluation.
 
@@ -112,8 +173,13 @@ def search(
         searcher: asks and is told.
         budget: evaluations or clock seconds; an evaluation starts only while the budget is not spent.
         context: what the estimator may know.
-        progress: show a progress bar.
+        progress: show a progress bar of what stops the search: the searcher's own goal when it has one (a
+            ``goal`` attribute: (what, done, total), as RMI-NAS's positives), else the budget.
         max_consecutive_failures: abort the run after this many failed evaluations in a row.
+        resume: the records of an interrupted run of the same config: replayed (the same architectures are asked,
+            their recorded scores told, their recorded costs charged, the fit charged what it cost then), so the
+            search goes on exactly where it stopped.
+        on_record: called with each record as soon as it is final (to append it to ``records.csv``).
     """
     if budget.max_cost_s is not None and not estimator.tags.live and not benchmark.has_train_cost:
         raise ConfigError(
@@ -122,9 +188,10 @@ def search(
         )
     t_start = time.perf_counter()
     clock = CostClock()
-    fit_cost = estimator.fit(context)
+    fit_cost = _fit(estimator, context, resume)
     clock.charge(fit_cost, evaluation=False)
-    evaluate = _Evaluator(estimator, benchmark, clock, max_consecutive_failures)
+    device = _device(estimator, context)
+    evaluate = _Evaluator(estimator, benchmark, clock, max_consecutive_failures, device, resume)
     records: list[EvalRecord] = []
     best: Arch | None = None
     best_score = -math.inf
@@ -137,7 +204,6 @@ def search(
             if arch is None:
                 break
             record = evaluate(len(records), arch)
-            bar.update(record.cost_s if by_cost else 1)
             if record.status == OK:
                 searcher.tell(arch, record.score)
                 if record.score > best_score:
@@ -150,6 +216,15 @@ def search(
                     record, answer=benchmark.space.format(answer), answer_test_acc=answer_test[answer]
                 )
             records.append(record)
+            if on_record is not None:
+                on_record(record)
+            goal = getattr(searcher, "goal", None)
+            if goal is not None:
+                what, done, total = goal
+                bar.unit, bar.total, bar.n = what, total, done
+                bar.refresh()
+            else:
+                bar.update(record.cost_s if by_cost else 1)
     own = searcher.recommend()
     incumbent = own or best
     summary: dict[str, Any] = {
@@ -180,8 +255,7 @@ def search(
         n_failed=sum(r.status != OK for r in records),
         fit_cost_s=fit_cost,
         total_cost_s=clock.elapsed_s,
-        cost_unit=_cost_unit(estimator, evaluate.device),
-        device=evaluate.device,
+        **_costs(estimator, records, fit_cost, _device(estimator, context)),
         wall_s=time.perf_counter() - t_start,
     )
     return RunResult(tuple(records), summary)
@@ -279,21 +353,27 @@ def rank(
     ci_rng: np.random.Generator,
     progress: bool = False,
     max_consecutive_failures: int = 10,
+    resume: Sequence[EvalRecord] = (),
+    on_record: Callable[[EvalRecord], None] | None = None,
 ) -> RunResult:
-    """Score ``archs`` and compare with ground truth (full-schedule validation and test accuracy).
+    """Score ``archs`` and compare with ground truth (full-schedule validation and test accuracy); ``resume``
+    and ``on_record`` as for :func:`search`.
 
     Reports :func:`rank_metrics` and the cost. Failed evaluations are recorded and left out of the metrics.
     """
     t_start = time.perf_counter()
     archs = list(archs)
     clock = CostClock()
-    fit_cost = estimator.fit(context)
+    fit_cost = _fit(estimator, context, resume)
     clock.charge(fit_cost, evaluation=False)
-    evaluate = _Evaluator(estimator, benchmark, clock, max_consecutive_failures)
+    device = _device(estimator, context)
+    evaluate = _Evaluator(estimator, benchmark, clock, max_consecutive_failures, device, resume)
     records: list[EvalRecord] = []
     with _progress(len(archs), "arch", progress) as bar:
         for arch in archs:
             records.append(evaluate(len(records), arch))
+            if on_record is not None:
+                on_record(records[-1])
             bar.update(1)
     ok = [(a, r.score) for a, r in zip(archs, records, strict=True) if r.status == OK]
     summary: dict[str, Any] = {
@@ -309,8 +389,7 @@ def rank(
         fit_cost_s=fit_cost,
         total_cost_s=clock.elapsed_s,
         median_cost_per_arch_s=float(np.median(costs)) if costs else None,
-        cost_unit=_cost_unit(estimator, evaluate.device),
-        device=evaluate.device,
+        **_costs(estimator, records, fit_cost, _device(estimator, context)),
         wall_s=time.perf_counter() - t_start,
     )
     return RunResult(tuple(records), summary)

@@ -60,6 +60,11 @@ def bootstrap_ci(
     return float(lo), float(hi)
 
 
+def tau_ci(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, n_boot: int = 1000) -> tuple[float, float]:
+    """:func:`bootstrap_ci` of Kendall's tau between paired ``x`` and ``y``."""
+    return bootstrap_ci(lambda i: kendall_tau(x[i], y[i]), len(x), rng, n_boot=n_boot)
+
+
 def best_so_far(values: Sequence[float] | np.ndarray) -> np.ndarray:
     """Running maximum, ignoring NaN (NaN until the first finite value)."""
     v = np.asarray(values, dtype=float)

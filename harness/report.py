@@ -1,7 +1,8 @@
 """``python -m harness.report RESULTS_DIR [--out DIR]``: tables and figures from stored runs only.
 
 Writes into ``--out`` (default ``RESULTS_DIR/report``): ``summary.csv`` (one row per run), ``aggregate.csv`` (mean,
-std, n per group), and ``fig1a``, ``fig1b``, ``regret`` as PNG and PDF (each only when there are runs for it).
+std, n per group), ``rank.md`` (rank runs: tau and the top-of-space metrics with their intervals, and the cost),
+and ``fig1a``, ``fig1b``, ``regret`` as PNG and PDF (each only when there are runs for it).
 Unreadable or foreign files are named and skipped; the report goes on.
 """
 
@@ -26,6 +27,37 @@ def summaries_frame(runs: list[tuple[Path, dict[str, Any]]]) -> pd.DataFrame:
         {"folder": str(folder), **{k: v for k, v in s.items() if k not in ("config", "versions")}} for folder, s in runs
     ]
     return pd.DataFrame(rows)
+
+
+#: the columns of ``rank.md``: (summary key, header, format of the value and of its interval)
+RANK_COLUMNS = (
+    ("kendall_tau_test", "tau (test)", "{:.3f}"),
+    ("top5_precision_test", "precision@5% (test)", "{:.2f}"),
+    ("top10_precision_test", "precision@10% (test)", "{:.2f}"),
+    ("top1_regret_test", "top-1 regret (test)", "{:.2f}"),
+    ("vote_answer_valid_acc", "vote answer: valid acc.", "{:.2f}"),
+    ("vote_answer_test_acc", "vote answer: test acc.", "{:.2f}"),
+)
+
+
+def rank_table(rank: pd.DataFrame) -> str:
+    """A markdown table, one row per rank run (best tau first within a benchmark and dataset): each metric of
+    :data:`RANK_COLUMNS` as ``value [95% interval]``, then the cost of scoring the sample and its unit."""
+    header = ["benchmark", "dataset", "estimator", "seed", "n", *(h for _, h, _ in RANK_COLUMNS), "cost (s)", "unit"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    order = rank.sort_values(["benchmark", "dataset", "kendall_tau_test"], ascending=[True, True, False])
+    for _, r in order.iterrows():
+        cells = [r["benchmark"], r["dataset"], r["estimator"], str(r["seed"]), str(int(r["n_scored"]))]
+        for key, _, fmt in RANK_COLUMNS:
+            ci = r.get(f"{key}_ci95")
+            value = r.get(key)
+            if value is None or not isinstance(ci, list) or pd.isna(value):
+                cells.append("")
+                continue
+            cells.append(f"{fmt.format(value)} [{fmt.format(ci[0])}, {fmt.format(ci[1])}]")
+        cells += [f"{r['total_cost_s']:,.0f}", str(r["cost_unit"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def regret_curves(runs: list[tuple[Path, dict[str, Any]]], problems: list[str]) -> pd.DataFrame:
@@ -68,7 +100,9 @@ def write_report(results: Path, out: Path) -> tuple[list[Path], list[str], str]:
     rank = table[table["task"] == "rank"] if len(table) else table
     search = table[table["task"] == "search"] if len(table) else table
     if len(rank) and "kendall_tau_test" in rank:
-        written += _save(plots.fig1a(rank.dropna(subset=["kendall_tau_test"])), out, "fig1a")
+        scored = rank.dropna(subset=["kendall_tau_test"])
+        (out / "rank.md").write_text(rank_table(scored))
+        written += [out / "rank.md", *_save(plots.fig1a(scored), out, "fig1a")]
     if len(search):
         written += _save(plots.fig1b(search.dropna(subset=["incumbent_test_acc"])), out, "fig1b")
         curves = regret_curves(runs, problems)

@@ -126,6 +126,14 @@ class RMINAS(Searcher):
             self.n_found += 1
 
     @property
+    def goal(self) -> tuple[str, int, int]:
+        """What stops this search, for progress bars: (what, done, total): the warm-up's evaluations, then the
+        positives the forest-guided proposals found."""
+        if self.threshold is None:
+            return ("warm-up", len(self._scores), self.n_warmup)
+        return ("positives", self.n_found, self.n_positives)
+
+    @property
     def positives(self) -> list[tuple[Arch, float]]:
         """Distinct positive architectures with their (mean) score, best first; empty during the warm-up."""
         if self.threshold is None:

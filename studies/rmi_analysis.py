@@ -108,7 +108,7 @@ def tau_table(
     for name, (score, cost) in scores.items():
         ok = mask & np.isfinite(score)
         s, t = score[ok], test[ok]
-        lo, hi = metrics.bootstrap_ci(lambda i: metrics.kendall_tau(s[i], t[i]), len(s), seeding.rng(0, "bootstrap"))
+        lo, hi = metrics.tau_ci(s, t, seeding.rng(0, "bootstrap"))
         row = {"scorer": name, "tau": metrics.kendall_tau(s, t), "ci_lo": lo, "ci_hi": hi}
         row["s_per_arch"] = float(np.mean(cost[mask]))
         for label, reference in references.items():

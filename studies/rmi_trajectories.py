@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from omegaconf import OmegaConf
 
 from estimators.rmi import RMI, TRAJECTORY_COLUMNS
+from harness import paths
 from harness.cache import cache_slot, open_cache
 from harness.config import compose
 from harness.errors import ConfigError
@@ -34,12 +37,31 @@ from harness.types import Estimate
 HEADER = ("index", "arch", "split", "step", *TRAJECTORY_COLUMNS)
 
 
-def done_archs(path: Path, steps: int) -> set[str]:
-    """Architectures whose whole trajectory is already in ``path``."""
-    if not path.exists():
+def keep_complete(path: Path, n_rows: int) -> set[str]:
+    """The architectures whose whole trajectory (``n_rows`` steps) is in ``path``. Anything else an interrupted run
+    left there (a trajectory cut short, a last line cut by a kill) is removed, atomically, so that a resumed run
+    never writes a row twice."""
+    if not path.exists() or path.stat().st_size == 0:
+        paths.write_atomic(path, lambda f: f.write(_lines([HEADER]).encode()))
         return set()
-    with path.open() as f:
-        return {row["arch"] for row in csv.DictReader(f) if int(row["step"]) == steps}
+    lines = path.read_text().splitlines(keepends=True)
+    if not lines[-1].endswith("\n"):
+        lines = lines[:-1]
+    rows = list(csv.reader(lines[1:]))
+    steps: dict[str, int] = {}
+    for row in rows:
+        steps[row[1]] = steps.get(row[1], 0) + 1
+    done = {arch for arch, n in steps.items() if n == n_rows}
+    kept = [row for row in rows if row[1] in done]
+    if len(kept) != len(rows) or len(lines) - 1 != len(rows):
+        paths.write_atomic(path, lambda f: f.write(_lines([HEADER, *kept]).encode()))
+    return done
+
+
+def _lines(rows: list[Any]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,26 +92,21 @@ def main(argv: list[str] | None = None) -> int:
     if cache is None:
         raise ConfigError("the trajectory study fills the score cache: score_cache=off makes no sense here")
     slot_benchmark, slot_dataset, slot_seed = cache_slot(context, estimator.tags)
-    n_rows = estimator.readout_row(estimator.steps) + 1
-    done = done_archs(args.out, n_rows)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    done = keep_complete(args.out, estimator.readout_row(estimator.steps) + 1)
     print(f"{len(archs)} architectures, {len(done)} done; fit ...", flush=True)
     set_torch_threads(cfg)
     estimator.fit(context)
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    new = not args.out.exists() or args.out.stat().st_size == 0  # empty: a run stopped before its first row
     with args.out.open("a", newline="") as handle:
-        writer = csv.writer(handle)
-        if new:
-            writer.writerow(HEADER)
-            handle.flush()
         for index, arch in enumerate(archs):
             text = benchmark.space.format(arch)
             if text in done:
                 continue
             rows = estimator.trajectory(arch)
             split = split_of(benchmark.space, arch)
-            writer.writerows([index, text, split, step, *row] for step, row in enumerate(rows, start=1))
+            # one write per architecture: an interrupt never leaves half a trajectory behind a flushed one
+            handle.write(_lines([[index, text, split, step, *row] for step, row in enumerate(rows, start=1)]))
             handle.flush()
             for k in steps:  # a non-finite loss is a failed evaluation: the cache does not store it
                 row = rows[estimator.readout_row(k)]

@@ -62,10 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, score in (("loss", -loss), ("prior", size_prior_score(loss, params, PRIOR))):
                 ok = np.isfinite(score)
                 row[f"tau_{name}"] = metrics.kendall_tau(score[ok], test[ok])
-                s, t = score[ok], test[ok]
-                row[f"{name}_lo"], row[f"{name}_hi"] = metrics.bootstrap_ci(
-                    lambda i: metrics.kendall_tau(s[i], t[i]), len(s), seeding.rng(0, "bootstrap")
-                )
+                row[f"{name}_lo"], row[f"{name}_hi"] = metrics.tau_ci(score[ok], test[ok], seeding.rng(0, "bootstrap"))
             row["agreement"] = metrics.kendall_tau(-loss, -reference[k])
             rows.append(row)
     table = pd.DataFrame(rows).set_index(["variant", "steps"])

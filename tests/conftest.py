@@ -20,6 +20,14 @@ from harness.types import Arch, Observation
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite must pass on a busy machine: one torch thread per test process. Several threads of one process
+    wait for each other at every parallel region, and on a loaded machine a descheduled thread stalls them all."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 class ToyBenchmark:
     """A deterministic 64-row table over :class:`ToySpace`: validation = 50 + 10 * sum(ops) (0..140 -> %),
     test = validation + a fixed per-architecture offset, cost = 10 + index % 7 seconds."""
@@ -76,11 +84,14 @@ def nb201_csv(data_dir: Path) -> Path:
 
 
 def compose_cfg(overrides: list[str], tmp_path: Path) -> DictConfig:
-    """The real config, composed with ``overrides``, writing results under ``tmp_path``, no progress bars."""
+    """The real config, composed with ``overrides``, writing results under ``tmp_path``, no progress bars, one
+    torch thread."""
     cfg = compose(overrides)
     with open_dict(cfg):
         cfg.results_dir = str(tmp_path / "results")
         cfg.progress = False
+        if not any(o.startswith("threads=") for o in overrides):
+            cfg.threads = 1  # see pytest_configure
     return cfg
 
 

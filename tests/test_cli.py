@@ -27,6 +27,7 @@ def cli(*args: str, tmp_path: Path, env: dict[str, str] | None = None) -> subpro
             "harness",
             *sorted(args, key=lambda a: not a.startswith("-")),
             f"results_dir={tmp_path / 'results'}",
+            *([] if any(a.startswith("threads=") for a in args) else ["threads=1"]),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -182,7 +183,13 @@ def test_a_run_written_before_a_setting_existed_counts_as_that_setting_at_its_de
 
 
 def test_live_rank_reuses_cached_scores_and_charges_their_cost(tmp_path, nb201_csv):
-    args = ["task=rank", "estimator=params", "n_archs=12", "progress=false", f"cache_dir={tmp_path / 'cache'}"]
+    args = [
+        "task=rank",
+        "estimator=params",
+        "n_archs=12",
+        "progress=false",
+        f"score_cache={tmp_path / 'scores.sqlite'}",
+    ]
     first = cli(*args, "experiment_name=a", tmp_path=tmp_path)
     assert first.returncode == 0, first.stderr
     again = cli(*args, "experiment_name=b", tmp_path=tmp_path)

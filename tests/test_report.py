@@ -31,7 +31,8 @@ def test_report_writes_tables_and_figures(results, tmp_path):
     written, problems, table = report.write_report(results, tmp_path / "out")
     names = sorted(p.name for p in written)
     assert names == sorted(
-        ["summary.csv", "aggregate.csv"] + [f"{f}.{e}" for f in ("fig1a", "fig1b", "regret") for e in ("png", "pdf")]
+        ["summary.csv", "aggregate.csv", "rank.md"]
+        + [f"{f}.{e}" for f in ("fig1a", "fig1b", "regret") for e in ("png", "pdf")]
     )
     assert not problems
     assert all(p.stat().st_size > 1000 for p in written if p.suffix in (".png", ".pdf"))
@@ -41,6 +42,29 @@ def test_report_writes_tables_and_figures(results, tmp_path):
     assert sorted(agg["estimator"]) == ["full_train", "train12", "train12", "train12"]
     assert set(agg.loc[agg["task"] == "search", "n"]) == {3}
     assert "incumbent_test_acc" in table and "kendall_tau_test" in table
+
+
+def test_rank_table_and_fig1a_show_the_top_of_the_space(results, tmp_path):
+    import pandas as pd
+
+    from harness import plots
+
+    report.write_report(results, tmp_path / "out")
+    table = (tmp_path / "out" / "rank.md").read_text().splitlines()
+    assert table[0].startswith("| benchmark | dataset | estimator |") and len(table) == 2 + 2
+    runs, _ = storage.load_runs(results)
+    full = next(s for _, s in runs if s["task"] == "rank" and s["estimator"] == "full_train")
+    lo, hi = full["vote_answer_test_acc_ci95"]
+    row = next(line for line in table if "| full_train |" in line)
+    assert f"{full['vote_answer_test_acc']:.2f} [{lo:.2f}, {hi:.2f}]" in row  # value [95% interval]
+    assert table.index(row) == 2  # full training ranks best: first
+    rank = report.summaries_frame(runs)
+    fig = plots.fig1a(rank[rank["task"] == "rank"])
+    tau_panel, top_panel = fig.axes
+    assert "vote" in top_panel.get_title().lower() and len(top_panel.lines) >= 2  # points, sample best, legend
+    best_line = [ln for ln in top_panel.lines if ln.get_linestyle() == "--"]
+    assert best_line and best_line[0].get_ydata()[0] == pytest.approx(max(rank["sample_best_test_acc"].dropna()))
+    assert pd.notna(rank["top5_precision_test"]).sum() == 2
 
 
 def test_regret_is_optimum_minus_incumbent_test(results):

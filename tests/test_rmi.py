@@ -156,7 +156,7 @@ def test_trajectory_study_fills_the_cache_that_rank_jobs_read(nb201_csv, tmp_pat
     from tests.conftest import compose_cfg
 
     overrides = ["n_archs=3", "estimator.steps=4", "estimator.batch_size=8", "estimator.pool_factor=2"]
-    overrides += [f"cache_dir={tmp_path / 'cache'}"]
+    overrides += [f"score_cache={tmp_path / 'scores.sqlite'}"]
     out = tmp_path / "traj.csv"
     out.touch()  # as a run stopped before its first row leaves it
     assert rmi_trajectories.main([str(out), "--cache-steps", "2", *overrides]) == 0
@@ -178,7 +178,7 @@ def test_rank_jobs_on_other_datasets_reuse_the_cached_scores(nb201_csv, tmp_path
     from tests.conftest import compose_cfg
 
     overrides = ["task=rank", "estimator=rmi", "n_archs=3", "estimator.steps=2", "estimator.batch_size=8"]
-    overrides += ["estimator.pool_factor=2", f"cache_dir={tmp_path / 'cache'}"]
+    overrides += ["estimator.pool_factor=2", f"score_cache={tmp_path / 'scores.sqlite'}"]
     runs = []
     for dataset in ("cifar10", "cifar100"):
         cfg = compose_cfg([*overrides, f"benchmark.dataset={dataset}"], tmp_path / dataset)
