@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -52,5 +53,26 @@ def main(cfg: DictConfig) -> None:
     log.info("results in %s", folders[0] if len(folders) == 1 else f"{len(folders)} runs next to {folders[0]}")
 
 
+def cli() -> None:
+    """Run :func:`main`; a configuration Hydra cannot compose (an unknown plug-in or key, a bad override) or
+    results that cannot be written also end with one ``error:`` line and exit status 2, not a traceback."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing its own report
+    try:
+        main()
+    except HarnessError:  # a failed job of a sweep: its line was printed when it failed, the others ran
+        sys.exit(2)
+    except (HydraException, OmegaConfBaseException) as exc:
+        detail = "; ".join(line.strip() for line in [str(exc), str(exc.__cause__ or "")] if line.strip())
+        detail = " ".join(detail.split()).split(" Config search path:")[0]  # Hydra's search path is noise here
+        print(f"error: {detail}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:  # e.g. results_dir is a file, or not writable
+        print(f"error: {exc.strerror or exc}: {exc.filename}; choose another results_dir", file=sys.stderr)
+        sys.exit(2)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -11,6 +11,7 @@ import functools
 import logging
 import os
 import platform
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -45,15 +46,31 @@ def build(node: DictConfig) -> tuple[str, Callable[..., Any]]:
     return str(name), instantiate({**params, "_partial_": True})
 
 
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
+
+
 def resolve_device(device: str, live: bool) -> str:
-    """``auto`` -> ``cuda`` when a GPU is present, else ``cpu``; torch is imported only for live estimators."""
-    if device != "auto":
-        return device
-    if not live:
+    """``auto`` -> ``cuda`` when a GPU is present, else ``cpu``. A device that does not exist, or is not present
+    on this machine, is a :class:`ConfigError` for every estimator; torch is imported only when needed (a live
+    estimator, or a named accelerator)."""
+    if not DEVICE.fullmatch(device):
+        raise ConfigError(f"device={device!r} is not a torch device; use auto, cpu, cuda, cuda:N or mps")
+    if device == "cpu" or (device == "auto" and not live):
         return "cpu"
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device.partition(":")[2] or 0)
+        if index >= count:
+            raise ConfigError(
+                f"device={device} is not present: torch sees {count} CUDA devices; use device=cpu or auto"
+            )
+    elif not torch.backends.mps.is_available():
+        raise ConfigError("device=mps is not present on this machine; use device=cpu or auto")
+    return device
 
 
 @functools.cache
@@ -104,8 +121,12 @@ def _finished(folder: Path, config: dict[str, Any]) -> bool:
 def rank_sample(cfg: DictConfig, space: SearchSpace) -> tuple[list[Arch], int]:
     """The architectures a rank job scores (``archs``, else the ``split`` sample of ``n_archs`` of ``sample_seed``)
     and the number of draws that took."""
-    if cfg.archs:
+    if cfg.archs is not None:
+        if not cfg.archs:
+            raise ConfigError("archs=[] names no architecture; give at least one, or archs=null for a random sample")
         return [space.parse(text) for text in cfg.archs], len(cfg.archs)
+    if cfg.n_archs < 2 or cfg.sample_seed < 0:
+        raise ConfigError(f"n_archs must be >= 2 (a ranking needs two) and sample_seed >= 0, got {cfg.n_archs}")
     return loop.sample_distinct(space, cfg.n_archs, seeding.rng(cfg.sample_seed, "rank-sample"), cfg.split)
 
 
@@ -202,6 +223,7 @@ def prepare(cfg: DictConfig) -> Job:
     config = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(config, dict)
     probe = make_estimator()
+    resolve_device(cfg.device, probe.tags.live)  # a device that is not there fails now, for every estimator
     cache = open_cache(cfg.score_cache, cfg.cache_dir) if probe.tags.live else None
     archs, draws = rank_sample(cfg, benchmark.space) if cfg.task == "rank" else ([], 0)
     return Job(

@@ -7,6 +7,7 @@ architectures and compares the scores with ground truth. Both record every evalu
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import math
@@ -323,12 +324,23 @@ def split_of(space: SearchSpace, arch: Arch) -> str:
     return "select" if digest[0] % 2 == 0 else "report"
 
 
+@functools.cache
+def _distinct(space: SearchSpace, split: str) -> int:
+    """How many isomorphism classes ``space`` (or its half ``split``) has, counted by enumerating it."""
+    return len({space.iso_key(a) for a in space.enumerate() if split == "all" or split_of(space, a) == split})
+
+
 def sample_distinct(space: SearchSpace, n: int, rng: np.random.Generator, split: str = "all") -> tuple[list[Arch], int]:
     """``n`` random architectures that are pairwise non-isomorphic, from the half ``split`` of the space (see
     :func:`split_of`; ``all``: anywhere), and the number of draws it took. The ``split`` sample of a seed is the
     sequence of that half's members in the ``all`` sample of the same seed."""
     if split not in SPLITS:
         raise ConfigError(f"split={split!r} is not one of {', '.join(SPLITS)}")
+    if n > space.size or (n > space.size // 10 and n > _distinct(space, split)):
+        raise ConfigError(
+            f"n_archs={n} is more than the {_distinct(space, split)} non-isomorphic architectures of {space.name}"
+            f"{'' if split == 'all' else f' in its {split} half'}; ask for fewer"
+        )
     seen: set[str] = set()
     archs: list[Arch] = []
     draws = 0

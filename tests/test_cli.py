@@ -120,34 +120,6 @@ def test_rank_task_on_given_and_sampled_architectures(tmp_path, nb201_csv):
     assert s["n_archs"] == 2 and s["n_unique"] == 1
 
 
-@pytest.mark.parametrize(
-    ("args", "env", "expected"),
-    [
-        (["searcher=foo"], {}, ["Could not find 'searcher/foo'", "rea", "rl", "rs"]),
-        (["estimator=foo"], {}, ["Could not find 'estimator/foo'", "full_train", "train12"]),
-        (["benchmark=foo"], {}, ["Could not find 'benchmark/foo'", "nb201", "nbmacro"]),
-        (["benchmark.dataset=cifar11"], {}, ["error: benchmark.dataset='cifar11'", "cifar10, cifar100"]),
-        (["budget.max_cost_s=-5"], {}, ["error: budget.max_cost_s must be a positive number"]),
-        (
-            ["task=rank", "archs=['|conv9~0|+|none~0|none~1|+|none~0|none~1|none~2|']"],
-            {},
-            ["error: NB201 architecture", "unknown operation 'conv9'"],
-        ),
-        ([], {"HARNESS_DATA_DIR": "/nonexistent"}, ["error: missing data file /nonexistent/nb201/nb201.csv"]),
-        (["benchmark=nbmacro"], {}, ["error: nbmacro records no training time", "budget.max_evals"]),
-        (["task=serch"], {}, ["error: task='serch' is not a task; valid: search, rank"]),
-    ],
-)
-def test_bad_input_is_one_clear_line(tmp_path, args, env, expected, nb201_csv):
-    proc = cli(*args, "progress=false", tmp_path=tmp_path, env=env)
-    assert proc.returncode != 0
-    assert "Traceback" not in proc.stderr
-    for text in expected:
-        assert text in proc.stderr
-    if "error:" in expected[0]:
-        assert len([line for line in proc.stderr.splitlines() if line.strip()]) == 1
-
-
 def test_interrupted_sweep_resumes_without_redoing_finished_runs(tmp_path, nb201_csv):
     # a sweep whose middle job fails: the other jobs still finish
     first = cli("-m", "benchmark.dataset=cifar10,cifar11,cifar100", "searcher=rs", *FAST, tmp_path=tmp_path)
