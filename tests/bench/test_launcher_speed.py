@@ -1,7 +1,8 @@
-"""A sweep of 3 searchers x 10 seeds (NB201 protocol, table estimator) through Hydra's launchers, timed side by
-side in one session (``make bench``): the basic launcher (serial) against joblib with 2 workers; the submitit
-launcher's local mode runs the same sweep. Each timing is a fresh ``python -m harness -m`` process writing into an
-empty results folder; the table printed at the end gives medians over the rounds and the ratio."""
+"""Sweeps through Hydra's launchers, timed side by side in one session (``make bench``): the basic launcher
+(serial) against joblib with 2 workers, for a table estimator (3 searchers x 10 seeds of the NB201 protocol) and
+for a live one (nwot ranking 4 x 40 architectures, each job with the threads the harness gives it: 2 when alone on
+2 cores, 1 per joblib worker); the submitit launcher's local mode runs the table sweep. Each timing is a fresh
+``python -m harness -m`` process writing into an empty results folder; medians over the rounds and the ratio."""
 
 from __future__ import annotations
 
@@ -33,28 +34,47 @@ LAUNCHERS = {
 }
 
 
-def _sweep(results: Path, launcher: list[str]) -> float:
+# a live sweep: 4 rank jobs of a zero-cost proxy, no score cache (every score computed)
+LIVE = ["-m", "harness", "-m", "task=rank", "estimator=nwot", "n_archs=40", "seed=0,1,2,3", "score_cache=off"]
+LIVE += ["progress=false"]
+
+
+def _sweep(results: Path, launcher: list[str], sweep: list[str] = SWEEP, n_runs: int = 30) -> float:
     t0 = time.perf_counter()
     subprocess.run(
-        [sys.executable, *SWEEP, *launcher, f"results_dir={results}"], cwd=ROOT, check=True, capture_output=True
+        [sys.executable, *sweep, *launcher, f"results_dir={results}"], cwd=ROOT, check=True, capture_output=True
     )
     seconds = time.perf_counter() - t0
     runs, problems = storage.load_runs(results)
-    assert len(runs) == 30 and not problems
+    assert len(runs) == n_runs and not problems
     return seconds
 
 
-def test_joblib_with_two_workers_beats_the_serial_sweep(tmp_path, nb201_csv):
+def _side_by_side(tmp_path: Path, sweep: list[str], n_runs: int) -> tuple[float, float]:
     times: dict[str, list[float]] = {name: [] for name in LAUNCHERS}
     for r in range(ROUNDS):  # interleaved, so that a slow minute of the machine hits both alike
         for i, (name, launcher) in enumerate(LAUNCHERS.items()):
-            times[name].append(_sweep(tmp_path / f"{r}-{i}", launcher))
+            times[name].append(_sweep(tmp_path / f"{r}-{i}", launcher, sweep, n_runs))
     serial, joblib = (statistics.median(times[name]) for name in LAUNCHERS)
+    return serial, joblib
+
+
+def test_joblib_with_two_workers_beats_the_serial_sweep(tmp_path, nb201_csv):
+    serial, joblib = _side_by_side(tmp_path, SWEEP, 30)
     print(
         f"\n3 searchers x 10 seeds, medians of {ROUNDS}: serial {serial:.1f} s, joblib n_jobs=2 {joblib:.1f} s, "
         f"ratio {serial / joblib:.2f}x"
     )
     assert joblib < serial
+
+
+def test_a_live_sweep_on_two_workers_is_1_6x_the_serial_one(tmp_path, nb201_csv):
+    serial, joblib = _side_by_side(tmp_path, LIVE, 4)
+    print(
+        f"\nnwot on 4 x 40 architectures, medians of {ROUNDS}: serial {serial:.1f} s, joblib n_jobs=2 "
+        f"{joblib:.1f} s, ratio {serial / joblib:.2f}x"
+    )
+    assert serial / joblib >= 1.6
 
 
 def test_submitit_local_runs_the_same_sweep(tmp_path, nb201_csv):
