@@ -128,3 +128,18 @@ def test_nbmacro_malformed_json(tmp_path):
     (tmp_path / "nbmacro" / "nas-bench-macro_cifar10.json").write_text("{not json")
     with pytest.raises(DataFileError, match="is not valid JSON"):
         NBMacro("cifar10", data_dir=str(tmp_path), cache_dir=str(tmp_path / "c")).load()
+
+
+@pytest.mark.parametrize("content", [b"garbage", b"PK\x03\x04 truncated zip"])
+def test_an_unreadable_table_index_is_rebuilt(nb201_csv, tmp_path, content, caplog):
+    first = NB201("cifar10", cache_dir=str(tmp_path)).load()
+    (index,) = (tmp_path / "tables").glob("nb201-*.npz")
+    index.write_bytes(content)
+    again = NB201("cifar10", cache_dir=str(tmp_path)).load()
+    arch = first.space.parse(
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    )
+    assert (
+        again.test_accuracy(arch) == first.test_accuracy(arch)
+        and "rebuilding the unreadable table index" in caplog.text
+    )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import abc
+import logging
 import math
-import os
-import tempfile
+import zipfile
 from pathlib import Path
 from typing import ClassVar
 
@@ -15,6 +15,8 @@ from harness import paths
 from harness.errors import ConfigError, OutOfDomainError
 from harness.interfaces import SearchSpace
 from harness.types import Arch, Observation
+
+log = logging.getLogger("harness")
 
 #: Bump when the layout of the cached arrays changes.
 _CACHE_VERSION = 1
@@ -89,15 +91,15 @@ class TableBenchmark(abc.ABC):
         folder = paths.cache_dir(self.cache_dir) / "tables"
         target = folder / f"{self.name}-v{_CACHE_VERSION}-{st.st_size}-{st.st_mtime_ns}.npz"
         if target.is_file():
-            with np.load(target) as npz:
-                return dict(npz)
+            try:
+                with np.load(target) as npz:
+                    return dict(npz)
+            except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:  # derived: rebuild it from the source
+                log.warning("rebuilding the unreadable table index %s (%s: %s)", target, type(exc).__name__, exc)
         tables = self._read_source(source)
         flat = {f"{ds}/{col}": np.asarray(arr, dtype=np.float64) for ds, t in tables.items() for col, arr in t.items()}
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npz")
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **flat)  # type: ignore[arg-type]
-        os.replace(tmp, target)
+        paths.write_atomic(target, lambda fh: np.savez(fh, **flat))  # type: ignore[arg-type]
         return flat
 
     def _row(self, arch: Arch) -> int:
