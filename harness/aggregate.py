@@ -21,8 +21,10 @@ _SEARCH_KEYS = ("experiment", "benchmark", "dataset", "searcher", "estimator")
 _RANK_KEYS = ("experiment", "benchmark", "dataset", "estimator")
 
 
-def aggregate(summaries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per group of run summaries: its keys, n, and mean/std of the headline metric and of the cost."""
+def aggregate(summaries: Iterable[dict[str, Any]], metric: str | None = None) -> list[dict[str, Any]]:
+    """One row per group of run summaries: its keys, n, and mean/std of the headline metric (or of the summary
+    field ``metric``: ``incumbent_valid_acc`` to choose settings without looking at test accuracy) and of the
+    cost."""
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
     for s in summaries:
         keys = _SEARCH_KEYS if s["task"] == "search" else _RANK_KEYS
@@ -30,15 +32,15 @@ def aggregate(summaries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for key, runs in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
         task = key[0]
-        metric = "incumbent_test_acc" if task == "search" else "kendall_tau_test"
-        mean, std, n = mean_std([r.get(metric) if r.get(metric) is not None else float("nan") for r in runs])
+        field = metric or ("incumbent_test_acc" if task == "search" else "kendall_tau_test")
+        mean, std, n = mean_std([r.get(field) if r.get(field) is not None else float("nan") for r in runs])
         cost_mean, cost_std, _ = mean_std([r["total_cost_s"] for r in runs])
         names = dict(zip(_SEARCH_KEYS if task == "search" else _RANK_KEYS, key[1:], strict=True))
         rows.append(
             {
                 "task": task,
                 **names,
-                "metric": metric,
+                "metric": field,
                 "n": n,
                 "mean": mean,
                 "std": std,
@@ -53,14 +55,14 @@ def aggregate(summaries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 def format_table(rows: list[dict[str, Any]]) -> str:
     """Plain-text table of :func:`aggregate` rows."""
     lines = [
-        f"{'task':<7}{'experiment':<16}{'benchmark':<10}{'dataset':<16}{'searcher':<10}{'estimator':<12}{'metric':<20}"
+        f"{'task':<7}{'experiment':<16}{'benchmark':<10}{'dataset':<16}{'searcher':<10}{'estimator':<12}{'metric':<22}"
         f"{'n':>5}  {'mean +- std':<18}{'cost mean (s)':>14}  cost unit"
     ]
     for r in rows:
         lines.append(
             f"{r['task']:<7}{r['experiment']:<16}{r['benchmark']:<10}{r['dataset']:<16}"
             f"{str(r.get('searcher', '-')):<10}"
-            f"{r['estimator']:<12}{r['metric']:<20}{r['n']:>5}  {r['mean']:7.3f} +- {r['std']:<7.3f}"
+            f"{r['estimator']:<12}{r['metric']:<22}{r['n']:>5}  {r['mean']:7.3f} +- {r['std']:<7.3f}"
             f"{r['cost_mean_s']:>14.1f}  {r['cost_unit']}"
         )
     return "\n".join(lines)
@@ -69,6 +71,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.aggregate", description=__doc__.splitlines()[0])
     parser.add_argument("results_dir", help="folder searched recursively for finished runs (summary.json)")
+    parser.add_argument("--metric", help="summary field to average (default: test accuracy of the answer, or tau)")
     args = parser.parse_args(argv)
     if not Path(args.results_dir).is_dir():
         print(f"error: {args.results_dir} is not a folder", file=sys.stderr)
@@ -76,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs, problems = storage.load_runs(args.results_dir)
     if problems:
         print(storage.describe_problems(problems), file=sys.stderr)
-    rows = aggregate(s for _, s in runs)
+    rows = aggregate((s for _, s in runs), args.metric)
     if not rows:
         print(f"error: no finished runs (summary.json) under {args.results_dir}", file=sys.stderr)
         return 2

@@ -256,7 +256,7 @@ def search(
         n_failed=sum(r.status != OK for r in records),
         fit_cost_s=fit_cost,
         total_cost_s=clock.elapsed_s,
-        **_costs(estimator, records, fit_cost, _device(estimator, context)),
+        **_costs(estimator, records, fit_cost, device),
         wall_s=time.perf_counter() - t_start,
     )
     return RunResult(tuple(records), summary)
@@ -401,7 +401,7 @@ def rank(
         fit_cost_s=fit_cost,
         total_cost_s=clock.elapsed_s,
         median_cost_per_arch_s=float(np.median(costs)) if costs else None,
-        **_costs(estimator, records, fit_cost, _device(estimator, context)),
+        **_costs(estimator, records, fit_cost, device),
         wall_s=time.perf_counter() - t_start,
     )
     return RunResult(tuple(records), summary)
