@@ -355,14 +355,35 @@ class SqliteCache(ScoreCache):
                 "file, or set score_cache=off"
             ) from exc
         try:
-            self._execute("PRAGMA journal_mode=WAL")
+            self._enter_wal(timeout_s)
             check = self._execute("PRAGMA quick_check").fetchall()
             if check != [("ok",)]:
                 raise sqlite3.DatabaseError("database disk image is malformed: " + "; ".join(r[0] for r in check[:3]))
             self._create_tables()
+        except sqlite3.OperationalError as exc:
+            self._db.close()
+            if not _locked(exc):
+                raise self._corrupt(exc) from exc
+            raise StateFileError(
+                f"the score database {self.path} stayed locked by another process for {timeout_s:g} s "
+                f"({_one_line(exc)}): wait for it, or point score_cache elsewhere"
+            ) from exc
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise self._corrupt(exc) from exc
+
+    def _enter_wal(self, timeout_s: float) -> None:
+        """Switch to WAL mode. SQLite answers "database is locked" at once, without its busy wait, while another
+        process opens the same new file, so this waits here, up to ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self._execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _locked(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def _corrupt(self, exc: sqlite3.DatabaseError) -> StateFileError:
         return StateFileError(
@@ -385,6 +406,11 @@ class SqliteCache(ScoreCache):
         with self._db:  # COMMIT at the end, ROLLBACK on any error
             self._execute("BEGIN IMMEDIATE")  # the write lock now: no other writer between our reads and writes
             yield
+
+
+def _locked(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` says another connection holds a lock (SQLITE_BUSY, SQLITE_LOCKED), not that the file is bad."""
+    return "locked" in str(exc) or getattr(exc, "sqlite_errorname", "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
 
 
 def _redacted(url: str) -> str:

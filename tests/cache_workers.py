@@ -88,6 +88,15 @@ def write(url: str, worker: int, n: int) -> None:
     cache.close()
 
 
+def open_new(url: str) -> None:
+    """Open the cache at ``url`` (a file nobody has created yet) together with the other workers; print its rows."""
+    _start()
+    cache = open_cache(url, None)
+    assert cache is not None
+    print(len(cache), flush=True)
+    cache.close()
+
+
 def batches(url: str, size: int) -> None:
     """Write batches of ``size`` rows, one transaction each, for ever; print each batch's number once committed."""
     cache = open_cache(url, None)
@@ -110,6 +119,8 @@ if __name__ == "__main__":
     command, url, *args = sys.argv[1:]
     if command == "write":
         write(url, int(args[0]), int(args[1]))
+    elif command == "open":
+        open_new(url)
     elif command == "batches":
         batches(url, int(args[0]))
     else:

@@ -9,8 +9,10 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -309,6 +311,23 @@ def test_a_worker_waits_at_most_wait_s_then_computes(url, tmp_path):
 
 
 # -------------------------------------------------------------------------------------------------------- faults
+
+
+def test_an_sqlite_file_locked_by_another_process_is_waited_for_not_called_corrupt(tmp_path):
+    # a sweep's joblib workers start at once and create the cache file together; SQLite answers "database is
+    # locked" at once (no busy wait) to the switch into WAL mode while another connection holds a lock, which once
+    # stopped a sweep as a "corrupt" database
+    path = tmp_path / "new.sqlite"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN EXCLUSIVE")
+    threading.Timer(0.5, other.execute, ["COMMIT"]).start()
+    cache = SqliteCache(path, timeout_s=30)  # waits for the other's lock
+    assert len(cache) == 0
+    cache.close()
+    other.execute("BEGIN EXCLUSIVE")
+    with pytest.raises(StateFileError, match="stayed locked by another process for 0.3 s"):
+        SqliteCache(path, timeout_s=0.3)
+    other.execute("COMMIT")
 
 
 def test_four_concurrent_writers_lose_and_duplicate_nothing(url, tmp_path):
