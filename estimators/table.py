@@ -23,7 +23,8 @@ class TableEstimator(Estimator):
 
     def fit(self, context: EstimatorContext) -> float:
         self._query = context.query
-        context.query(Arch((0,) * len(context.space.choices)), fidelity=self.fidelity)  # fail now on a bad fidelity
+        probe = next(context.space.enumerate())  # a member even of a closed set (NB301's sample)
+        context.query(probe, fidelity=self.fidelity)  # fail now on a bad fidelity
         return 0.0
 
     def estimate(self, arch: Arch) -> Estimate:

@@ -130,6 +130,14 @@ def _fit(estimator: Estimator, context: EstimatorContext, resume: Sequence[EvalR
     return resume[0].clock_s - resume[0].cost_s if resume else cost
 
 
+def _lookup(benchmark: Benchmark, arch: Arch) -> tuple[float, float]:
+    """(validation, test) accuracy of an answer; NaN for one a closed-set table does not hold."""
+    try:
+        return benchmark.query(arch).valid_acc, benchmark.test_accuracy(arch)
+    except OutOfDomainError:
+        return math.nan, math.nan
+
+
 def _device(estimator: Estimator, context: EstimatorContext) -> str:
     """Where an estimator's work is charged: its context's device when it is live, the table otherwise."""
     return context.device if estimator.tags.live else "table"
@@ -212,7 +220,7 @@ def search(
             answer = searcher.recommend() or best
             if answer is not None:  # what the search would answer if it stopped now, for regret curves
                 if answer not in answer_test:
-                    answer_test[answer] = benchmark.test_accuracy(answer)
+                    answer_test[answer] = _lookup(benchmark, answer)[1]
                 record = dataclasses.replace(
                     record, answer=benchmark.space.format(answer), answer_test_acc=answer_test[answer]
                 )
@@ -242,12 +250,18 @@ def search(
         )
         log.warning("%s", summary["incumbent_note"])
     if incumbent is not None:
+        valid, test = _lookup(benchmark, incumbent)
         summary.update(
             incumbent=benchmark.space.format(incumbent),
             incumbent_score=best_score if incumbent == best else None,
-            incumbent_valid_acc=benchmark.query(incumbent).valid_acc,
-            incumbent_test_acc=benchmark.test_accuracy(incumbent),
+            incumbent_valid_acc=valid,
+            incumbent_test_acc=test,
         )
+        if math.isnan(valid):
+            summary["incumbent_note"] = (
+                f"the answer is not in {benchmark.name}'s table (a closed set: the vote of its members need not be "
+                "one), so it has no accuracy here"
+            )
     optimum_valid, optimum_test = benchmark.optimum()
     summary.update(
         optimum_valid_acc=optimum_valid,
@@ -283,10 +297,7 @@ def rank_metrics(
         top = i[np.argsort(-scores[i], kind="stable")[:n_voters]]
         arch = Arch(metrics.vote(ops[top], scores[top], benchmark.space.choices))
         if arch not in answers:
-            try:
-                answers[arch] = (benchmark.query(arch).valid_acc, benchmark.test_accuracy(arch))
-            except OutOfDomainError:  # a closed-set table that lacks the voted architecture
-                answers[arch] = (math.nan, math.nan)
+            answers[arch] = _lookup(benchmark, arch)  # NaN when a closed-set table lacks the voted architecture
         return (arch, *answers[arch])
 
     stats: dict[str, Callable[[np.ndarray], float]] = {}
