@@ -290,6 +290,8 @@ def run_seed(job: Job, seed: int, folder: Path, progress: bool) -> Path:
         "seed": seed,
         "estimator_seed": estimator_seed,
         "budget": job.config["budget"] if job.budget else None,
+        # false on a benchmark whose "test" accuracy repeats the validation number (NB301's surrogate sample)
+        "test_split": getattr(job.benchmark, "has_test_split", True),
         **result.summary,
         "n_resumed": len(kept),
         "started_utc": started or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -149,26 +149,28 @@ def test_trajectory_row_k_is_what_steps_k_scores(bench):
     np.testing.assert_allclose(loss, est.beta * gaps.sum(1) + (1 - est.beta) * ce, rtol=1e-5)
 
 
-def test_trajectory_study_fills_the_cache_that_rank_jobs_read(nb201_csv, tmp_path):
+@pytest.mark.parametrize("readout", ["last_step", "after_update"])
+def test_trajectory_study_fills_the_cache_that_rank_jobs_read(nb201_csv, tmp_path, readout):
     from harness.experiment import run_job
     from harness.storage import read_summary
     from studies import rmi_trajectories
     from tests.conftest import compose_cfg
 
     overrides = ["n_archs=3", "estimator.steps=4", "estimator.batch_size=8", "estimator.pool_factor=2"]
-    overrides += [f"score_cache={tmp_path / 'scores.sqlite'}"]
+    overrides += [f"estimator.readout={readout}", f"score_cache={tmp_path / 'scores.sqlite'}"]
+    extra = readout == "after_update"  # one more row: the loss after the last update
     out = tmp_path / "traj.csv"
     out.touch()  # as a run stopped before its first row leaves it
     assert rmi_trajectories.main([str(out), "--cache-steps", "2", *overrides]) == 0
     assert rmi_trajectories.main([str(out), *overrides]) == 0  # resumed: nothing left to do, nothing appended
     rows = np.genfromtxt(out, delimiter=",", names=True, dtype=None, encoding=None)
-    assert len(rows) == 3 * 4 and sorted(set(rows["step"])) == [1, 2, 3, 4]
+    assert len(rows) == 3 * (4 + extra) and sorted(set(rows["step"])) == list(range(1, 5 + extra))
     for steps in (2, 4):
         cfg = compose_cfg(["task=rank", "estimator=rmi", *overrides, f"estimator.steps={steps}"], tmp_path / str(steps))
         (folder,) = run_job(cfg, tmp_path / str(steps) / "run")
         summary = read_summary(folder)
         assert summary["n_cache_hits"] == 3
-        at = rows[rows["step"] == steps]
+        at = rows[rows["step"] == steps + extra]  # the row its readout reads
         assert summary["total_cost_s"] - summary["fit_cost_s"] == pytest.approx(at["seconds"].sum())
 
 
