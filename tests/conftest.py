@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,6 +19,14 @@ from harness.spaces.toy import ToySpace
 from harness.types import Arch, Observation
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the shared data files the tests read (relative to the data folder); without them those tests skip
+DATA_FILES = (
+    "nb201/nb201.csv",
+    "nbmacro/nas-bench-macro_cifar10.json",
+    "nb301/nb301_sample.csv",
+    "cifar10/CIFAR-10-images-jpg.tar.gz",
+    "teachers/resnet20-12fca82f.th",
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -26,6 +35,14 @@ def pytest_configure(config: pytest.Config) -> None:
     import torch
 
     torch.set_num_threads(1)
+    if os.environ.get("HARNESS_REQUIRE_DATA"):  # CI: a missing data file must fail the run, not skip its tests
+        root = paths.data_dir()
+        missing = [name for name in DATA_FILES if not (root / name).is_file()]
+        if missing:
+            raise pytest.UsageError(
+                f"HARNESS_REQUIRE_DATA is set but {root} lacks {', '.join(missing)}: point HARNESS_DATA_DIR at the "
+                "shared data folder (see its README)"
+            )
 
 
 class ToyBenchmark:
