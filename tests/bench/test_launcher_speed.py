@@ -68,6 +68,7 @@ def test_joblib_with_two_workers_beats_the_serial_sweep(tmp_path, nb201_csv):
     assert joblib < serial
 
 
+@pytest.mark.timeout(1800)  # 6 sweeps of 160 live scores: longer than the suite's 300 s per test
 def test_a_live_sweep_on_two_workers_is_1_6x_the_serial_one(tmp_path, nb201_csv):
     serial, joblib = _side_by_side(tmp_path, LIVE, 4)
     print(
