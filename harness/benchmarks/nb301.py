@@ -25,7 +25,8 @@ import math
 from pathlib import Path
 
 from harness import paths
-from harness.errors import ArchParseError, ConfigError, DataFileError, OutOfDomainError
+from harness.benchmarks.table import check_dataset
+from harness.errors import ArchParseError, DataFileError, OutOfDomainError
 from harness.spaces.darts import DartsSpace
 from harness.spaces.subset import SubsetSpace
 from harness.types import Arch, Observation
@@ -78,11 +79,7 @@ class NB301:
         """Check the dataset, then read and validate the sample (idempotent). Free."""
         if self._space is not None:
             return self
-        if self.dataset not in self.datasets:
-            raise ConfigError(
-                f"benchmark.dataset={self.dataset!r} is not a dataset of nb301; valid: {', '.join(self.datasets)} "
-                "(NAS-Bench-301 covers CIFAR-10 only)"
-            )
+        check_dataset(self, " (NAS-Bench-301 covers CIFAR-10 only)")
         path = self.source_path()
         valid = self._read(path)
         what = f"the {len(valid):,} architectures of the NB301 sample ({path.name}), a closed set: no surrogate here"

@@ -7,7 +7,7 @@ import logging
 import math
 import zipfile
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -20,6 +20,15 @@ log = logging.getLogger("harness")
 
 #: Bump when the layout of the cached arrays changes.
 _CACHE_VERSION = 1
+
+
+def check_dataset(benchmark: Any, note: str = "") -> None:
+    """Refuse a ``benchmark.dataset`` not in ``benchmark.datasets``, naming the valid ones (and ``note``)."""
+    if benchmark.dataset not in benchmark.datasets:
+        raise ConfigError(
+            f"benchmark.dataset={benchmark.dataset!r} is not a dataset of {benchmark.name}; valid: "
+            f"{', '.join(benchmark.datasets)}{note}"
+        )
 
 
 class TableBenchmark(abc.ABC):
@@ -70,10 +79,7 @@ class TableBenchmark(abc.ABC):
         """Check the dataset name, then load the table (from the cache when it is fresh). Idempotent."""
         if self._cols is not None:
             return self
-        if self.dataset not in self.datasets:
-            raise ConfigError(
-                f"benchmark.dataset={self.dataset!r} is not a dataset of {self.name}; valid: {', '.join(self.datasets)}"
-            )
+        check_dataset(self)
         source = self.source_path()
         arrays = self._cached(source)
         self._cols = {col: arrays[f"{self.dataset}/{col}"].tolist() for col in self._columns()}
