@@ -91,12 +91,23 @@ def _module_file(name: str) -> Path | None:
     return None
 
 
+def _is_type_checking(node: ast.AST) -> bool:
+    """``if TYPE_CHECKING:`` (or ``typing.TYPE_CHECKING``): a block that only the type checker runs."""
+    if not isinstance(node, ast.If):
+        return False
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
 def _imports(tree: ast.Module, module: str, is_package: bool) -> set[str]:
-    """The project modules that a module's code imports anywhere (function-level imports included). A package's
-    ``__init__`` counts only when a name is taken from it (``from harness.networks import build_network``), not
-    when it is passed through to reach a submodule (``from harness.spaces.nb201 import OPS``)."""
+    """The project modules that a module's code imports anywhere (function-level imports included, imports for the
+    type checker only left out). A package's ``__init__`` counts only when a name is taken from it
+    (``from harness.networks import build_network``), not when it is passed through to reach a submodule
+    (``from harness.spaces.nb201 import OPS``)."""
     found: set[str] = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(_RunCode().visit(tree)):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -111,14 +122,31 @@ def _imports(tree: ast.Module, module: str, is_package: bool) -> set[str]:
     return {name for name in found if name.split(".")[0] in _PACKAGES and _module_file(name) is not None}
 
 
-def _normalised(tree: ast.Module) -> str:
-    """The code of a module without its docstrings and comments: editing prose does not change what it computes."""
-    for node in ast.walk(tree):
+class _RunCode(ast.NodeTransformer):
+    """Strips what does not change what a module computes: docstrings, type annotations and ``if TYPE_CHECKING:``
+    blocks (comments are already gone in the tree). Typing a module or editing its prose keeps its scores' keys."""
+
+    def generic_visit(self, node: ast.AST) -> ast.AST:
+        super().generic_visit(node)
         body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
-            if isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
-                node.body = body[1:] or [ast.Pass()]  # type: ignore[attr-defined]
-    return ast.dump(tree)
+        if isinstance(body, list):
+            body = [b for b in body if not _is_type_checking(b)]
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                if isinstance(body[0].value.value, str):
+                    body = body[1:]
+            node.body = body or [ast.Pass()]  # type: ignore[attr-defined]
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            node.returns = None
+        elif isinstance(node, ast.arg):
+            node.annotation = None
+        elif isinstance(node, ast.AnnAssign):  # a dataclass field keeps its name and default, not its type
+            node.annotation = ast.Name(id="_", ctx=ast.Load())
+        return node
+
+
+def _normalised(tree: ast.Module) -> str:
+    """The code of a module as it runs (:class:`_RunCode`): editing prose or types does not change its hash."""
+    return ast.dump(_RunCode().visit(tree))
 
 
 @functools.cache

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import loop
+from harness import cache, loop, paths
 from harness.budget import Budget
 from harness.cache import CachedEstimator, SqliteCache, estimator_key
 from harness.interfaces import Estimator, EstimatorTags
@@ -32,6 +32,40 @@ class Counting(Estimator):
         if self.error is not None:
             raise self.error
         return Estimate(float(sum(arch.ops)) if self.score is None else self.score, 2.0, "cpu")
+
+
+_MODULES = {
+    "harness/__init__.py": "",
+    "harness/ops.py": 'def op(x):\n    """Doubles."""\n    return 2 * x\n',
+    "estimators/__init__.py": "",
+    "estimators/est.py": "from harness.ops import op\n\ndef score(x):\n    return op(x)\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("edit", "rekeys"),
+    [
+        (("harness/ops.py", "return 2 * x", "return 3 * x"), True),  # the code an estimator imports
+        (("harness/ops.py", '"""Doubles."""', '"""Doubles its input."""'), False),  # prose
+        (("harness/ops.py", "def op(x):", "def op(x: float) -> float:  # typed"), False),  # annotations, comments
+        (("estimators/est.py", "def score", "if TYPE_CHECKING:\n    import harness.other\n\ndef score"), False),
+    ],
+    ids=["code", "docstring", "annotation", "type-checking-block"],
+)
+def test_the_code_hash_follows_what_runs_through_imports(tmp_path, monkeypatch, edit, rekeys):
+    monkeypatch.setattr(paths, "PROJECT_ROOT", tmp_path)
+    for name, text in _MODULES.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    cache.code_hash.cache_clear()
+    before = cache.code_hash("estimators.est")
+    file, old, new = edit
+    (tmp_path / file).write_text((tmp_path / file).read_text().replace(old, new))
+    cache.code_hash.cache_clear()
+    try:
+        assert (cache.code_hash("estimators.est") != before) is rekeys
+    finally:
+        cache.code_hash.cache_clear()
 
 
 def test_key():
