@@ -31,11 +31,13 @@ class HarnessConfig:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     #: "search": a searcher with an estimator under the budget; "rank": score a fixed sample, report Kendall tau.
     task: str = "search"
-    #: run seed (the searcher's randomness; for task=rank, the estimator's)
+    #: run seed, the name of its folder seed=<seed>: in task=search the searcher's randomness; in task=rank the
+    #: estimator's seed (its repeats) and the bootstrap's, while sample_seed picks the architectures
     seed: int = 0
     #: run seeds seed .. seed+n_seeds-1 one after another in this process (same folders as a -m sweep over seed)
     n_seeds: int = 1
-    #: the estimator's own seed in task=search, fixed across searcher seeds so its scores can be cached
+    #: task=search: the estimator's own seed, fixed across searcher seeds so its scores can be cached. task=rank
+    #: takes the estimator's seed from seed and refuses any other value than 0 here (set seed= instead)
     estimator_seed: int = 0
     #: task=rank: number of pairwise non-isomorphic architectures, and the seed of that sample
     n_archs: int = 100
@@ -55,9 +57,11 @@ class HarnessConfig:
     data_dir: str | None = None
     #: derived caches; null = $HARNESS_CACHE_DIR or <project>/.cache
     cache_dir: str | None = None
+    #: root of every run folder (see experiment_name)
     results_dir: str = "results"
     #: results go to results_dir/experiment_name/...; set by +experiment=NAME files, or directly
     experiment_name: str = "default"
+    #: show a progress bar (per evaluation for one seed, per seed for n_seeds > 1)
     progress: bool = True
     #: skip a seed whose run folder already holds a finished run of the same config (resume an interrupted sweep)
     skip_done: bool = True
@@ -66,6 +70,7 @@ class HarnessConfig:
     #: postgresql://user@host:port/db (pip install .[postgres]; quote a URL with "=" on the command line). SQLite is
     #: for the workers of one machine and not safe on a network filesystem: a cluster's workers share a server
     score_cache: str = "auto"
+    #: stop a run (RunAborted) when this many evaluations in a row failed: the estimator is broken, not one arch
     max_consecutive_failures: int = 10
 
 

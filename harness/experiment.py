@@ -1,6 +1,9 @@
 """From a composed config to written runs: build the plug-ins, run each seed, write its folder.
 
-Kept apart from ``__main__`` so tests and notebooks can call :func:`run_job` on a composed config.
+Kept apart from ``__main__`` so tests and notebooks can call :func:`run_job` on a composed config. The steps, in
+the order they run: :func:`prepare` builds what every seed shares (a :class:`Job`); for each seed,
+:func:`run_or_skip` skips a finished folder or takes the folder's lock and calls :func:`run_seed`, which resumes the
+folder's records, runs the task's loop (:func:`run_task`) and writes ``summary.json`` (:func:`run_summary`).
 """
 
 from __future__ import annotations
@@ -126,7 +129,10 @@ def rank_sample(cfg: DictConfig, space: SearchSpace) -> tuple[list[Arch], int]:
             raise ConfigError("archs=[] names no architecture; give at least one, or archs=null for a random sample")
         return [space.parse(text) for text in cfg.archs], len(cfg.archs)
     if cfg.n_archs < 2 or cfg.sample_seed < 0:
-        raise ConfigError(f"n_archs must be >= 2 (a ranking needs two) and sample_seed >= 0, got {cfg.n_archs}")
+        raise ConfigError(
+            f"n_archs must be >= 2 (a ranking needs two) and sample_seed >= 0, got n_archs={cfg.n_archs}, "
+            f"sample_seed={cfg.sample_seed}"
+        )
     return loop.sample_distinct(space, cfg.n_archs, seeding.rng(cfg.sample_seed, "rank-sample"), cfg.split)
 
 
@@ -216,6 +222,12 @@ def prepare(cfg: DictConfig) -> Job:
         raise ConfigError(f"task={cfg.task!r} is not a task; valid: {', '.join(TASKS)}")
     if cfg.n_seeds < 1 or cfg.seed < 0:
         raise ConfigError(f"seed must be >= 0 and n_seeds >= 1, got seed={cfg.seed}, n_seeds={cfg.n_seeds}")
+    if cfg.task == "rank" and cfg.estimator_seed != 0:
+        raise ConfigError(
+            f"estimator_seed={cfg.estimator_seed} is not used by task=rank: there seed is the estimator's seed (one "
+            f"run folder seed=<k> per estimator seed); set seed={cfg.estimator_seed} instead and leave estimator_seed "
+            "at 0"
+        )
     benchmark_name, make_benchmark = build(cfg.benchmark)
     benchmark = make_benchmark().load()
     estimator_name, make_estimator = build(cfg.estimator)
@@ -245,42 +257,61 @@ def prepare(cfg: DictConfig) -> Job:
     )
 
 
-def run_seed(job: Job, seed: int, folder: Path, progress: bool) -> Path:
-    """Run (or resume) one seed of ``job`` in ``folder``: every evaluation is appended to ``records.csv`` as it
-    finishes; ``summary.json`` is written last. Returns the folder."""
+def estimator_seed(cfg: DictConfig, seed: int) -> int:
+    """The estimator's seed in the run of ``seed``: ``cfg.estimator_seed`` in task=search (fixed across searcher
+    seeds, so their scores are shared in the cache), ``seed`` itself in task=rank, where the seeds of a job are
+    repeats of the estimator (:func:`prepare` refuses an ``estimator_seed`` there)."""
+    return seed if cfg.task == "rank" else int(cfg.estimator_seed)
+
+
+def seed_config(job: Job, seed: int) -> dict[str, Any]:
+    """The config of the run of ``seed`` alone, as its ``summary.json`` stores it (``n_seeds`` = 1)."""
+    return {**job.config, "seed": seed, "n_seeds": 1}
+
+
+def make_estimator(job: Job) -> Estimator:
+    """A fresh estimator of ``job``, its scores kept in and reused from the job's score cache when it has one."""
+    estimator: Estimator = job.make_estimator()
+    return CachedEstimator(estimator, job.cache, job.cache_key) if job.cache is not None else estimator
+
+
+def run_task(
+    job: Job,
+    seed: int,
+    estimator: Estimator,
+    context: EstimatorContext,
+    common: dict[str, Any],
+) -> RunResult:
+    """The task's loop for one seed: a search by a fresh searcher seeded by ``seed`` under the budget, or the
+    ranking of the job's sample with bootstrap intervals seeded by ``seed``. ``common`` holds the keyword
+    arguments both loops take (progress, failure limit, resumed records, record callback)."""
+    if job.cfg.task == "search":
+        assert job.make_searcher is not None and job.budget is not None
+        searcher = job.make_searcher(job.benchmark.space, seeding.rng(seed, "searcher"))
+        return loop.search(job.benchmark, estimator, searcher, job.budget, context, **common)
+    ci_rng = seeding.rng(seed, "bootstrap")
+    result = loop.rank(job.benchmark, estimator, job.archs, context, ci_rng=ci_rng, **common)
+    result.summary["n_draws"] = job.draws
+    return result
+
+
+def run_summary(
+    job: Job,
+    seed: int,
+    estimator: Estimator,
+    result: RunResult,
+    n_resumed: int,
+    started: str | None,
+) -> dict[str, Any]:
+    """The ``summary.json`` of a finished run of ``seed``: what ran (task, plug-ins, seeds, budget, versions,
+    config), what the loop reported (``result.summary``), cache hits and threads of a live estimator, how many
+    evaluations were resumed and when the run first started (``started``; now for a fresh run)."""
     cfg = job.cfg
-    config = {**job.config, "seed": seed, "n_seeds": 1}
-    kept, started = storage.start_run(folder, _defining(config))
-    if kept:
-        log.info("resuming %s from its %d recorded evaluations", folder, len(kept))
-    estimator = job.make_estimator()
-    if job.cache is not None:
-        estimator = CachedEstimator(estimator, job.cache, job.cache_key)
-    estimator_seed = seed if cfg.task == "rank" else cfg.estimator_seed
-    context = estimator_context(cfg, job.benchmark_name, job.benchmark, estimator_seed, estimator.tags.live, job.view)
-    record_log = storage.RecordLog(folder, kept)
-    common: dict[str, Any] = {
-        "progress": progress,
-        "max_consecutive_failures": cfg.max_consecutive_failures,
-        "resume": kept,
-        "on_record": record_log,
-    }
-    try:
-        if cfg.task == "search":
-            assert job.make_searcher is not None and job.budget is not None
-            searcher = job.make_searcher(job.benchmark.space, seeding.rng(seed, "searcher"))
-            result = loop.search(job.benchmark, estimator, searcher, job.budget, context, **common)
-        else:
-            ci_rng = seeding.rng(seed, "bootstrap")
-            result = loop.rank(job.benchmark, estimator, job.archs, context, ci_rng=ci_rng, **common)
-            result.summary["n_draws"] = job.draws
-    finally:
-        record_log.close()
     if isinstance(estimator, CachedEstimator):
         result.summary["n_cache_hits"] = estimator.hits
     if job.threads is not None:
         result.summary["threads"] = job.threads
-    summary = {
+    return {
         "task": cfg.task,
         "experiment": cfg.experiment_name,
         "benchmark": job.benchmark_name,
@@ -288,44 +319,92 @@ def run_seed(job: Job, seed: int, folder: Path, progress: bool) -> Path:
         "searcher": job.searcher_name,
         "estimator": job.estimator_name,
         "seed": seed,
-        "estimator_seed": estimator_seed,
+        "estimator_seed": estimator_seed(cfg, seed),
         "budget": job.config["budget"] if job.budget else None,
         # false on a benchmark whose "test" accuracy repeats the validation number (NB301's surrogate sample)
         "test_split": getattr(job.benchmark, "has_test_split", True),
         **result.summary,
-        "n_resumed": len(kept),
+        "n_resumed": n_resumed,
         "started_utc": started or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "versions": _versions(),
-        "config": config,
+        "config": seed_config(job, seed),
     }
+
+
+def run_seed(job: Job, seed: int, folder: Path, progress: bool) -> Path:
+    """Run (or resume) one seed of ``job`` in ``folder``: every evaluation is appended to ``records.csv`` as it
+    finishes; ``summary.json`` is written last. The caller holds the folder's lock (:func:`run_or_skip`).
+    Returns the folder."""
+    kept, started = storage.start_run(folder, _defining(seed_config(job, seed)))
+    if kept:
+        log.info("resuming %s from its %d recorded evaluations", folder, len(kept))
+    estimator = make_estimator(job)
+    rng_seed, live = estimator_seed(job.cfg, seed), estimator.tags.live
+    context = estimator_context(job.cfg, job.benchmark_name, job.benchmark, rng_seed, live, job.view)
+    record_log = storage.RecordLog(folder, kept)
+    common: dict[str, Any] = {
+        "progress": progress,
+        "max_consecutive_failures": job.cfg.max_consecutive_failures,
+        "resume": kept,
+        "on_record": record_log,
+    }
+    try:
+        result = run_task(job, seed, estimator, context, common)
+    finally:
+        record_log.close()
+    summary = run_summary(job, seed, estimator, result, len(kept), started)
     return storage.write_run(folder, RunResult(result.records, summary))
+
+
+def run_or_skip(job: Job, seed: int, folder: Path, progress: bool) -> Path:
+    """Run, resume or skip one seed in ``folder``; returns the folder.
+
+    A finished run of the same config is skipped (``skip_done``). Otherwise the seed runs while this process holds
+    the folder's lock (:func:`harness.storage.hold_run`); if another live process holds it,
+    :class:`~harness.storage.RunFolderBusy` is raised and nothing is written here.
+    """
+    skip = job.cfg.skip_done
+    if skip and _finished(folder, seed_config(job, seed)):  # before the lock: a finished folder is only read
+        log.info("skipped %s: already finished", folder)
+        return folder
+    with storage.hold_run(folder):
+        if skip and _finished(folder, seed_config(job, seed)):  # finished by another process since the check
+            log.info("skipped %s: already finished", folder)
+            return folder
+        return run_seed(job, seed, folder, progress)
+
+
+def raise_problems(problems: list[StateFileError], n_seeds: int) -> None:
+    """Raise one error (of the first problem's type) for the seeds of a job of ``n_seeds`` that could not run, if
+    any. In a job of several seeds each was logged as it happened."""
+    if problems:
+        more = f" (and {len(problems) - 1} more, listed above)" if len(problems) > 1 else ""
+        others = "; the other seeds ran" if n_seeds > len(problems) else ""
+        raise type(problems[0])(f"{problems[0]}{more}{others}")
 
 
 def run_job(cfg: DictConfig, job_dir: Path) -> list[Path]:
     """Run the task of ``cfg`` for each of its seeds and write one folder per seed; returns the folders.
 
     A seed whose folder holds a finished run of the same config is skipped (``skip_done``), an interrupted one
-    resumed. A seed whose state files are unreadable is reported and left alone; the other seeds still run, and
-    then a :class:`StateFileError` names every such file.
+    resumed. A seed whose state files are unreadable, or whose folder another live process is running, is left
+    alone (and logged, when the job has other seeds); the other seeds still run, and then one
+    :class:`StateFileError` (a :class:`~harness.storage.RunFolderBusy` when the first such seed was busy) names the
+    first and counts the rest.
     """
     job = prepare(cfg)
     seeds = range(cfg.seed, cfg.seed + cfg.n_seeds)
     folders: list[Path] = []
-    problems: list[str] = []
+    problems: list[StateFileError] = []
     with loop._progress(len(seeds), "run", cfg.progress and len(seeds) > 1) as bar:
         for seed in seeds:
             folder = run_folder(job_dir, seed, cfg.seed)
             try:
-                if cfg.skip_done and _finished(folder, {**job.config, "seed": seed, "n_seeds": 1}):
-                    log.info("skipped %s: already finished", folder)
-                else:
-                    run_seed(job, seed, folder, progress=cfg.progress and len(seeds) == 1)
-                folders.append(folder)
-            except StateFileError as exc:
-                log.error("seed %d: %s", seed, exc)
-                problems.append(str(exc))
+                folders.append(run_or_skip(job, seed, folder, progress=cfg.progress and len(seeds) == 1))
+            except StateFileError as exc:  # RunFolderBusy too
+                if len(seeds) > 1:  # a job of one seed says it once, in the error raised below
+                    log.error("seed %d: %s", seed, exc)
+                problems.append(exc)
             bar.update(1)
-    if problems:
-        more = f" (and {len(problems) - 1} more, listed above)" if len(problems) > 1 else ""
-        raise StateFileError(f"{problems[0]}{more}; the other seeds ran")
+    raise_problems(problems, len(seeds))
     return folders

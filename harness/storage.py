@@ -2,17 +2,21 @@
 
 A run folder is complete when its ``summary.json`` exists: it is written last, atomically. While a run is in
 progress, ``started.json`` holds its config and every finished evaluation is appended to ``records.csv`` and
-flushed (:class:`RecordLog`), so an interrupted run keeps them and the next one resumes from them.
+flushed (:class:`RecordLog`), so an interrupted run keeps them and the next one resumes from them. While a
+process runs a folder it holds the folder's lock (:func:`hold_run`), so a second live process never writes there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
+import fcntl
 import io
 import json
 import math
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,7 @@ from harness.types import RECORD_COLUMNS, EvalRecord, RunResult
 RECORDS = "records.csv"
 SUMMARY = "summary.json"
 STARTED = "started.json"
+LOCK = "run.lock"
 
 
 def _json_safe(value: Any) -> Any:
@@ -166,6 +171,72 @@ class RecordLog:
 
     def close(self) -> None:
         self._handle.close()
+
+
+class RunFolderBusy(StateFileError):
+    """Another live process holds the lock of a run folder (:func:`hold_run`): it is running that seed now."""
+
+
+@contextlib.contextmanager
+def hold_run(folder: Path) -> Iterator[None]:
+    """Hold the exclusive lock of run folder ``folder`` (created) while the block runs.
+
+    The lock is an advisory ``flock`` on ``folder/run.lock``, which holds the holder's pid, host and start time.
+    It is the open file that locks, not the file's existence: the lock ends with the block, on an exception or a
+    signal too, and with the process whatever kills it, so a dead process never leaves a folder locked. If another
+    process holds it, :class:`RunFolderBusy` names that process and nothing is written.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK
+    fd = _lock(path)
+    try:
+        yield
+    finally:
+        try:
+            if _same_file(fd, path):  # removed while still held, so a waiting process cannot lock a removed file
+                path.unlink()
+        finally:
+            os.close(fd)
+
+
+def _lock(path: Path) -> int:
+    """An open descriptor of ``path`` holding its lock, with this process's line written into it."""
+    for _ in range(100):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _same_file(fd, path):
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()} {socket.gethostname()} {_now()}\n".encode(), 0)
+                return fd
+        except BlockingIOError:
+            try:
+                holder = os.pread(fd, 512, 0).decode(errors="replace").split()
+            finally:
+                os.close(fd)
+            raise RunFolderBusy(_busy(path, holder)) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # its holder removed it as it finished: lock the file now at that path
+    raise StateFileError(f"{path} keeps being replaced by other processes; run this command again")
+
+
+def _busy(path: Path, holder: list[str]) -> str:
+    pid, host, since = (*holder, "?", "?", "?")[:3]  # "?" while the holder is still writing its line
+    return (
+        f"{path.parent} is being run by another process (pid {pid} on {host}, since {since}; see {path}); this "
+        f"process leaves it alone: wait for that one to finish, or end it (kill {pid}) and run this command again "
+        "to resume it"
+    )
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        here, held = os.stat(path), os.fstat(fd)
+    except FileNotFoundError:
+        return False
+    return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
 
 
 def _csv_lines(rows: list[tuple[Any, ...]]) -> str:

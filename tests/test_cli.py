@@ -12,7 +12,7 @@ import pytest
 
 from harness import storage
 from harness.aggregate import aggregate
-from harness.errors import HarnessError
+from harness.errors import ConfigError, HarnessError
 from harness.experiment import run_job
 from tests.conftest import ROOT, compose_cfg, reproducible_part
 
@@ -152,6 +152,19 @@ def test_a_run_written_before_a_setting_existed_counts_as_that_setting_at_its_de
     assert run_job(cfg, tmp_path / "job") == [folder]
     with pytest.raises(HarnessError, match="differs in: split"):
         run_job(compose_cfg(["task=rank", "n_archs=5", "split=select", *FAST], tmp_path), tmp_path / "job")
+
+
+def test_rank_takes_the_estimator_seed_from_seed_and_refuses_estimator_seed(tmp_path, nb201_csv):
+    """task=rank: seed is the estimator's seed (the rule every stored rank run was made with), so estimator_seed,
+    which it would ignore, is refused instead; task=search honours estimator_seed."""
+    (folder,) = run_job(compose_cfg(["task=rank", "n_archs=5", "seed=3", *FAST], tmp_path), tmp_path / "rank")
+    assert storage.read_summary(folder)["estimator_seed"] == 3
+    refused = r"estimator_seed=3 is not used by task=rank: there seed is the estimator's seed .*set seed=3 instead"
+    with pytest.raises(ConfigError, match=refused):
+        run_job(compose_cfg(["task=rank", "n_archs=5", "estimator_seed=3", *FAST], tmp_path), tmp_path / "no")
+    assert not (tmp_path / "no").exists()
+    (folder,) = run_job(compose_cfg(["searcher=rs", "estimator_seed=3", *FAST], tmp_path), tmp_path / "search")
+    assert storage.read_summary(folder)["estimator_seed"] == 3
 
 
 def test_live_rank_reuses_cached_scores_and_charges_their_cost(tmp_path, nb201_csv):

@@ -53,6 +53,7 @@ def test_an_interrupted_run_resumes_exactly(nb201_csv, tmp_path, monkeypatch, ov
         with pytest.raises(Interrupt):
             run_job(compose_cfg(overrides, tmp_path / "cut"), cut)
     assert not storage.is_complete(cut) and len(storage.read_partial_records(cut / storage.RECORDS)) == 17
+    assert not (cut / storage.LOCK).exists()  # the folder's lock ended with the run
     (folder,) = run_job(compose_cfg(overrides, tmp_path / "cut"), cut)
     assert reproducible_part(folder / storage.RECORDS) == reproducible_part(whole / storage.RECORDS)
     a, b = storage.read_summary(whole), storage.read_summary(folder)
@@ -135,6 +136,7 @@ def test_a_signal_ends_the_run_with_one_line_and_the_records_kept(nb201_csv, tmp
     kept = storage.read_partial_records(_records(tmp_path))
     assert len(kept) >= 20 and _records(tmp_path).read_text().endswith("\n")  # whole rows only
     assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.rglob("summary.json"))
+    assert not list(tmp_path.rglob(storage.LOCK))  # released on the signal
     again = _cli(*_slow_job(tmp_path), tmp_path=tmp_path)
     assert again.wait(timeout=300) == 0, again.stderr.read() if again.stderr else ""
     summary = storage.read_summary(_records(tmp_path).parent)

@@ -46,7 +46,8 @@ class NB201Config:
 
 
 def check_nb201_ops(ops: Sequence[int]) -> tuple[int, ...]:
-    """``ops`` as a tuple of 6 op indices (edges 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2); ValueError if malformed."""
+    """``ops`` as a tuple of 6 op indices (edges 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2); ArchParseError (a ValueError)
+    if malformed. A string is refused, digits too: parse an architecture string with the space first."""
     return check_ops(ops, [len(NB201_OPS)] * len(NB201_EDGES), "NB201")
 
 
