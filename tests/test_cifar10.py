@@ -175,7 +175,7 @@ def test_jpeg_cache_env_var_reuse_and_invalidation(
     def fail(archive: Path) -> None:
         raise AssertionError("the cache should have been reused")
 
-    monkeypatch.setattr(cifar10, "decode_jpeg_archive", fail)
+    monkeypatch.setattr(cifar10.cache, "decode_jpeg_archive", fail)  # where load_split looks it up
     again = cifar10.load_split("train")
     np.testing.assert_array_equal(first.images, again.images)
     monkeypatch.undo()

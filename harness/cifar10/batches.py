@@ -1,0 +1,129 @@
+"""Mini-batches: seeded index sampling, the training augmentation, and normalised tensors.
+
+Importing this module does not import torch; only the functions that return tensors do.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from harness.cifar10.cache import load_split
+from harness.cifar10.common import CLASSES, MEAN, SPLIT_SIZES, STD, Cifar10Config, Cifar10Split, IndexArray, check_split
+from harness.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+
+def normalize(images: npt.NDArray[np.uint8], *, device: str = "cpu") -> torch.Tensor:
+    """uint8 (N, 32, 32, 3) images -> float32 (N, 3, 32, 32) tensor normalised with :data:`MEAN`/:data:`STD`.
+
+    Parameters:
+        images: uint8 NHWC array (a memory map is copied).
+        device: torch device of the result.
+    """
+    import torch
+
+    array = np.array(images, dtype=np.uint8, copy=True)  # writable, contiguous (memmaps are read-only)
+    if array.ndim != 4 or array.shape[3] != 3:
+        raise ValueError(f"expected uint8 images (N, H, W, 3), got {array.shape}")
+    x = torch.from_numpy(array).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+    mean = torch.tensor(MEAN, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(STD, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    return ((x - mean) / std).contiguous()
+
+
+def get_batch(
+    data: Cifar10Split,
+    indices: npt.ArrayLike,
+    *,
+    device: str = "cpu",
+    augment: np.random.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised images (B, 3, 32, 32) float32 and labels (B,) int64 for ``indices`` of a split.
+
+    Parameters:
+        data: a loaded split.
+        indices: integer indices into the split.
+        device: torch device of the result.
+        augment: a generator: apply :func:`flip_and_crop` with it before normalising (``None``: the images as they are).
+    """
+    import torch
+
+    idx = np.asarray(indices, dtype=np.int64)
+    images = data.images[idx] if augment is None else flip_and_crop(data.images[idx], augment)
+    x = normalize(images, device=device)
+    y = torch.from_numpy(np.array(data.labels[idx], dtype=np.int64)).to(device)
+    return x, y
+
+
+def flip_and_crop(images: npt.NDArray[np.uint8], rng: np.random.Generator, pad: int = 4) -> npt.NDArray[np.uint8]:
+    """The standard CIFAR training augmentation, once per image: a horizontal flip with probability 1/2, then a
+    random crop of the original size from the image padded by ``pad`` zero pixels on each side (torchvision's
+    ``RandomHorizontalFlip()`` and ``RandomCrop(32, padding=4)``, before normalisation).
+
+    Parameters:
+        images: uint8 NHWC array. rng: the caller's generator. pad: zero padding of the crop.
+    """
+    out = np.array(images, dtype=np.uint8, copy=True)
+    n, h, w, _ = out.shape
+    flip = rng.random(n) < 0.5
+    out[flip] = out[flip, :, ::-1]
+    padded = np.pad(out, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    top, left = rng.integers(0, 2 * pad + 1, size=(2, n))
+    return np.stack([padded[i, y : y + h, x : x + w] for i, (y, x) in enumerate(zip(top, left, strict=True))])
+
+
+def sample_indices(
+    n: int,
+    rng: np.random.Generator,
+    *,
+    split: str | Cifar10Split,
+    class_balanced: bool = False,
+    config: Cifar10Config | None = None,
+) -> IndexArray:
+    """Draw ``n`` distinct indices of a split (sorted ascending), reproducibly from ``rng``.
+
+    Parameters:
+        n: batch size (1..split size).
+        rng: the caller's generator (see :mod:`harness.seeding`); the only randomness used.
+        split: a loaded :class:`Cifar10Split`, or ``"train"``/``"test"`` (size from :data:`SPLIT_SIZES`).
+        class_balanced: ``n // 10`` images per class, the remainder to randomly chosen classes. Needs labels:
+            with a split name they are loaded with ``config`` (the default source if ``None``).
+        config: the source used when ``split`` is a name and labels are needed.
+    """
+    if isinstance(split, str):
+        check_split(split)
+        if class_balanced:
+            return _balanced(n, rng, np.asarray(load_split(split, config).labels))
+        return _uniform(n, rng, SPLIT_SIZES[split])
+    if class_balanced:
+        return _balanced(n, rng, np.asarray(split.labels))
+    return _uniform(n, rng, len(split))
+
+
+def _uniform(n: int, rng: np.random.Generator, size: int) -> IndexArray:
+    if not 1 <= n <= size:
+        raise ConfigError(f"batch size must be in 1..{size}, got {n}")
+    return np.sort(rng.choice(size, size=n, replace=False)).astype(np.int64)
+
+
+def _balanced(n: int, rng: np.random.Generator, labels: npt.NDArray[np.integer[Any]]) -> IndexArray:
+    n_classes = len(CLASSES)
+    if n < 1:
+        raise ConfigError(f"batch size must be positive, got {n}")
+    counts = np.full(n_classes, n // n_classes, dtype=np.int64)
+    counts[rng.choice(n_classes, size=n % n_classes, replace=False)] += 1
+    picked: list[IndexArray] = []
+    for label, count in enumerate(counts):
+        pool = np.flatnonzero(labels == label)
+        if count > pool.size:
+            raise ConfigError(
+                f"class-balanced batch of {n} needs {count} images of class {CLASSES[label]!r}, "
+                f"the split has {pool.size}"
+            )
+        picked.append(rng.choice(pool, size=int(count), replace=False).astype(np.int64))
+    return np.sort(np.concatenate(picked))
