@@ -23,7 +23,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from harness import loop, seeding, storage
+from harness import loop, sampling, seeding, storage
 from harness.benchmarks.view import ValidationView
 from harness.budget import Budget
 from harness.cache import CachedEstimator, ScoreCache, estimator_key, open_cache
@@ -133,7 +133,7 @@ def rank_sample(cfg: DictConfig, space: SearchSpace) -> tuple[list[Arch], int]:
             f"n_archs must be >= 2 (a ranking needs two) and sample_seed >= 0, got n_archs={cfg.n_archs}, "
             f"sample_seed={cfg.sample_seed}"
         )
-    return loop.sample_distinct(space, cfg.n_archs, seeding.rng(cfg.sample_seed, "rank-sample"), cfg.split)
+    return sampling.sample_distinct(space, cfg.n_archs, seeding.rng(cfg.sample_seed, "rank-sample"), cfg.split)
 
 
 def estimator_context(

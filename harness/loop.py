@@ -7,8 +7,6 @@ architectures and compares the scores with ground truth. Both record every evalu
 from __future__ import annotations
 
 import dataclasses
-import functools
-import hashlib
 import logging
 import math
 import time
@@ -20,7 +18,7 @@ import numpy as np
 from harness import metrics
 from harness.budget import Budget, CostClock, cost_unit, stopwatch
 from harness.errors import ConfigError, OutOfDomainError, RunAborted
-from harness.interfaces import Benchmark, Estimator, EstimatorContext, Searcher, SearchSpace
+from harness.interfaces import Benchmark, Estimator, EstimatorContext, Searcher
 from harness.types import FAILED, OK, Arch, EvalRecord, RunResult
 
 log = logging.getLogger("harness")
@@ -323,48 +321,6 @@ def rank_metrics(
         out[name] = stat(everything)
         out[f"{name}_ci95"] = list(metrics.bootstrap_ci(stat, len(archs), rng))
     return out
-
-
-SPLITS = ("all", "select", "report")
-
-
-def split_of(space: SearchSpace, arch: Arch) -> str:
-    """The fixed half of the space ``arch`` belongs to, ``select`` or ``report`` (a hash of its isomorphism
-    class, so isomorphic architectures share a half and every sample of one half is disjoint from the other)."""
-    digest = hashlib.sha1(space.iso_key(arch).encode()).digest()
-    return "select" if digest[0] % 2 == 0 else "report"
-
-
-@functools.cache
-def _distinct(space: SearchSpace, split: str) -> int:
-    """How many isomorphism classes ``space`` (or its half ``split``) has, counted by enumerating it."""
-    return len({space.iso_key(a) for a in space.enumerate() if split == "all" or split_of(space, a) == split})
-
-
-def sample_distinct(space: SearchSpace, n: int, rng: np.random.Generator, split: str = "all") -> tuple[list[Arch], int]:
-    """``n`` random architectures that are pairwise non-isomorphic, from the half ``split`` of the space (see
-    :func:`split_of`; ``all``: anywhere), and the number of draws it took. The ``split`` sample of a seed is the
-    sequence of that half's members in the ``all`` sample of the same seed."""
-    if split not in SPLITS:
-        raise ConfigError(f"split={split!r} is not one of {', '.join(SPLITS)}")
-    if n > space.size or (n > space.size // 10 and n > _distinct(space, split)):
-        raise ConfigError(
-            f"n_archs={n} is more than the {_distinct(space, split)} non-isomorphic architectures of {space.name}"
-            f"{'' if split == 'all' else f' in its {split} half'}; ask for fewer"
-        )
-    seen: set[str] = set()
-    archs: list[Arch] = []
-    draws = 0
-    while len(archs) < n:
-        draws += 1
-        if draws > 100 * n + 10_000:
-            raise ConfigError(f"could not find {n} non-isomorphic architectures in {space.name}; ask for fewer")
-        arch = space.sample(rng)
-        key = space.iso_key(arch)
-        if key not in seen and (split == "all" or split_of(space, arch) == split):
-            seen.add(key)
-            archs.append(arch)
-    return archs, draws
 
 
 def rank(

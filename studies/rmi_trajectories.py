@@ -31,7 +31,7 @@ from harness.cache import cache_slot, open_cache
 from harness.config import compose
 from harness.errors import ConfigError
 from harness.experiment import build, estimator_context, rank_sample, score_key, set_torch_threads
-from harness.loop import split_of
+from harness.sampling import split_of
 from harness.types import Estimate
 
 HEADER = ("index", "arch", "split", "step", *TRAJECTORY_COLUMNS)

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from harness import loop
+from harness import sampling
 from harness.errors import ArchParseError, ConfigError
 from harness.networks import build_network, n_params
 from harness.networks.darts import DartsNetwork, FactorizedReduce, build_darts
@@ -184,8 +184,8 @@ def test_the_space_is_never_enumerated_and_rank_samples_and_rminas_draw_instead(
     with pytest.raises(ConfigError, match="too many to enumerate; sample it instead"):
         next(SPACE.enumerate())
     t0 = time.perf_counter()
-    archs, draws = loop.sample_distinct(SPACE, 200, np.random.default_rng(0), "select")
-    assert len({SPACE.iso_key(a) for a in archs}) == 200 and all(loop.split_of(SPACE, a) == "select" for a in archs)
+    archs, draws = sampling.sample_distinct(SPACE, 200, np.random.default_rng(0), "select")
+    assert len({SPACE.iso_key(a) for a in archs}) == 200 and all(sampling.split_of(SPACE, a) == "select" for a in archs)
     searcher = RMINAS(SPACE, np.random.default_rng(0), n_warmup=10, n_candidates=300, n_positives=3, n_trees=5)
     score = np.random.default_rng(1)
     for _ in range(30):  # warm-up, then forest-guided proposals over 300 unseen candidates each

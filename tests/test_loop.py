@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from estimators.table import TableEstimator
-from harness import loop
+from harness import loop, sampling
 from harness.budget import Budget
 from harness.errors import ConfigError, EstimatorError
 from harness.interfaces import Estimator, EstimatorTags
@@ -95,7 +95,7 @@ def test_cost_budget_needs_recorded_costs(toy):
 
 
 def test_rank_reports_correlations_on_distinct_architectures(toy):
-    archs, draws = loop.sample_distinct(toy.space, 40, np.random.default_rng(0))
+    archs, draws = sampling.sample_distinct(toy.space, 40, np.random.default_rng(0))
     assert len(set(archs)) == 40 and draws >= 40
     result = loop.rank(toy, TableEstimator(), archs, toy_context(toy), ci_rng=np.random.default_rng(0))
     s = result.summary
@@ -108,26 +108,26 @@ def test_rank_reports_correlations_on_distinct_architectures(toy):
 
 def test_sample_distinct_refuses_the_impossible(toy):
     with pytest.raises(ConfigError, match="ask for fewer"):
-        loop.sample_distinct(toy.space, 65, np.random.default_rng(0))
+        sampling.sample_distinct(toy.space, 65, np.random.default_rng(0))
 
 
 def test_select_and_report_samples_are_disjoint_halves_of_the_all_sample():
     from harness.spaces.nb201 import NB201Space
 
     space = NB201Space()
-    every, _ = loop.sample_distinct(space, 300, np.random.default_rng(3))
-    select, _ = loop.sample_distinct(space, 60, np.random.default_rng(3), "select")
-    report, _ = loop.sample_distinct(space, 60, np.random.default_rng(3), "report")
-    other, _ = loop.sample_distinct(space, 60, np.random.default_rng(4), "report")
+    every, _ = sampling.sample_distinct(space, 300, np.random.default_rng(3))
+    select, _ = sampling.sample_distinct(space, 60, np.random.default_rng(3), "select")
+    report, _ = sampling.sample_distinct(space, 60, np.random.default_rng(3), "report")
+    other, _ = sampling.sample_distinct(space, 60, np.random.default_rng(4), "report")
     assert {space.iso_key(a) for a in select}.isdisjoint(space.iso_key(a) for a in report + other)
-    assert select == [a for a in every if loop.split_of(space, a) == "select"][:60]
-    assert report == [a for a in every if loop.split_of(space, a) == "report"][:60]
+    assert select == [a for a in every if sampling.split_of(space, a) == "select"][:60]
+    assert report == [a for a in every if sampling.split_of(space, a) == "report"][:60]
     with pytest.raises(ConfigError, match="split='train' is not one of all, select, report"):
-        loop.sample_distinct(space, 5, np.random.default_rng(0), "train")
+        sampling.sample_distinct(space, 5, np.random.default_rng(0), "train")
 
 
 def test_rank_reports_the_top_of_the_sample_with_intervals(toy):
-    archs, _ = loop.sample_distinct(toy.space, 40, np.random.default_rng(0))
+    archs, _ = sampling.sample_distinct(toy.space, 40, np.random.default_rng(0))
     s = loop.rank(toy, TableEstimator(), archs, toy_context(toy), ci_rng=np.random.default_rng(0)).summary
     # the table estimator is the validation accuracy: the top of the sample by validation is found exactly
     assert s["top5_precision_valid"] == s["top10_precision_valid"] == 1.0 and s["top1_regret_valid"] == 0.0
