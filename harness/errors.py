@@ -21,6 +21,10 @@ class StateFileError(HarnessError):
     index) is truncated, garbage or of the wrong kind; the message names it and what to do."""
 
 
+class RunFolderBusy(StateFileError):
+    """Another live process holds the lock of a run folder (:func:`harness.storage.hold_run`): it runs that seed."""
+
+
 class ArchParseError(HarnessError, ValueError):
     """An architecture string cannot be parsed; the message names the bad token."""
 

@@ -361,7 +361,7 @@ def run_or_skip(job: Job, seed: int, folder: Path, progress: bool) -> Path:
 
     A finished run of the same config is skipped (``skip_done``). Otherwise the seed runs while this process holds
     the folder's lock (:func:`harness.storage.hold_run`); if another live process holds it,
-    :class:`~harness.storage.RunFolderBusy` is raised and nothing is written here.
+    :class:`~harness.errors.RunFolderBusy` is raised and nothing is written here.
     """
     skip = job.cfg.skip_done
     if skip and _finished(folder, seed_config(job, seed)):  # before the lock: a finished folder is only read
@@ -389,7 +389,7 @@ def run_job(cfg: DictConfig, job_dir: Path) -> list[Path]:
     A seed whose folder holds a finished run of the same config is skipped (``skip_done``), an interrupted one
     resumed. A seed whose state files are unreadable, or whose folder another live process is running, is left
     alone (and logged, when the job has other seeds); the other seeds still run, and then one
-    :class:`StateFileError` (a :class:`~harness.storage.RunFolderBusy` when the first such seed was busy) names the
+    :class:`StateFileError` (a :class:`~harness.errors.RunFolderBusy` when the first such seed was busy) names the
     first and counts the rest.
     """
     job = prepare(cfg)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import paths
-from harness.errors import ConfigError, StateFileError
+from harness.errors import ConfigError, RunFolderBusy, StateFileError
 from harness.types import RECORD_COLUMNS, EvalRecord, RunResult
 
 RECORDS = "records.csv"
@@ -171,10 +171,6 @@ class RecordLog:
 
     def close(self) -> None:
         self._handle.close()
-
-
-class RunFolderBusy(StateFileError):
-    """Another live process holds the lock of a run folder (:func:`hold_run`): it is running that seed now."""
 
 
 @contextlib.contextmanager

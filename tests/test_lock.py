@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness import storage
-from harness.errors import StateFileError
+from harness.errors import RunFolderBusy, StateFileError
 from harness.experiment import run_job
 from tests.conftest import ROOT, compose_cfg
 from tests.test_resume import Interrupt, interrupt_after
@@ -63,7 +63,7 @@ def test_a_seed_another_process_runs_is_left_alone_and_resumed_after(nb201_csv, 
 
     holder = _hold(folder)
     holders.append(holder)
-    with pytest.raises(storage.RunFolderBusy) as caught:
+    with pytest.raises(RunFolderBusy) as caught:
         run_job(compose_cfg(JOB, tmp_path), folder)
     message = str(caught.value)
     assert f"{folder} is being run by another process (pid {holder.pid} on " in message
@@ -93,7 +93,7 @@ def test_the_lock_is_released_on_sigterm_and_by_a_finished_run(tmp_path, holders
     folder = tmp_path / "run"
     holder = _hold(folder)
     holders.append(holder)
-    with pytest.raises(storage.RunFolderBusy), storage.hold_run(folder):
+    with pytest.raises(RunFolderBusy), storage.hold_run(folder):
         pass
     _kill(holder, signal.SIGTERM)
     with storage.hold_run(folder):
