@@ -1,4 +1,5 @@
-"""Tests of harness.networks: shapes, parameter counts against the benchmark tables, input validation."""
+"""Tests of harness.networks: shapes, parameter counts against the benchmark tables, input validation, and the
+supernets' weight inheritance."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from torch import nn
 
-from harness import paths
+from harness import paths, seeding
+from harness.errors import ConfigError
 from harness.networks import NUM_CLASSES
-from harness.networks.nb201 import NB201Network, build_nb201
-from harness.networks.nbmacro import NBMacroNetwork, build_nbmacro
+from harness.networks.nb201 import NB201Config, NB201Network, build_nb201
+from harness.networks.nbmacro import NBMacroConfig, NBMacroNetwork, build_nbmacro
+from harness.networks.supernet import NB201Supernet, NBMacroSupernet, Supernet, build_supernet
 from harness.spaces import MacroSpace, NB201Space
 
 # The CSV keeps 6 significant digits, so values >= 1 MB are rounded to 1e-5 MB.
@@ -197,3 +201,100 @@ def test_nb201_bad_ops(ops: Any, match: str) -> None:
 def test_nbmacro_bad_ops(ops: Any, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         build_nbmacro(ops)
+
+
+# ------------------------------------------------------------------------------------------------ supernets
+
+
+def randomize_bn(net: nn.Module, generator: torch.Generator) -> None:
+    """Non-trivial BatchNorm affine parameters (where there are) and running statistics, so that a wrong mapping
+    shows."""
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            if m.affine:
+                m.weight.data = torch.rand(m.weight.shape, generator=generator) + 0.5
+                m.bias.data = torch.rand(m.bias.shape, generator=generator) - 0.5
+            m.running_mean = torch.rand(m.running_mean.shape, generator=generator) - 0.5
+            m.running_var = torch.rand(m.running_var.shape, generator=generator) + 0.5
+
+
+SUPERNETS = {
+    "nb201": (lambda affine: NB201Supernet(NB201Config(C=8, N=2), cell_bn_affine=affine), NB201Space()),
+    "nbmacro": (
+        lambda affine: NBMacroSupernet(NBMacroConfig(init_channels=4, last_channels=16), cell_bn_affine=affine),
+        MacroSpace(),
+    ),
+}
+
+
+@pytest.mark.parametrize("cell_bn_affine", [False, True])
+@pytest.mark.parametrize("space_name", SUPERNETS)
+def test_weight_inheritance_picks_the_right_ops(space_name: str, cell_bn_affine: bool) -> None:
+    """The supernet's path ``ops`` computes exactly what the stand-alone network with the path's weights computes,
+    both ways: ``extract`` (supernet -> stand-alone) and planting a stand-alone network's weights into the path."""
+    make, space = SUPERNETS[space_name]
+    seeding.seed_torch(seeding.rng(0, "test"))  # the global torch RNG initialises the modules
+    gen = torch.Generator().manual_seed(1)
+    supernet: Supernet = make(cell_bn_affine)
+    randomize_bn(supernet, gen)
+    x = torch.randn(3, 3, 32, 32, generator=gen)
+    rng = seeding.rng(0, "test")
+    archs = [space.sample(rng).ops for _ in range(8)] + [(0,) * len(space.choices), (1,) * len(space.choices)]
+    for ops in archs:
+        supernet.eval()
+        net = supernet.extract(ops)
+        assert not net.training
+        assert torch.equal(supernet(x, ops), net(x)), ops
+        supernet.train()
+        assert torch.equal(supernet(x, ops), supernet.extract(ops)(x)), ops  # batch statistics too
+        # planting: any stand-alone network's weights, written into the path, give the same function
+        standalone = supernet.standalone(ops)
+        randomize_bn(standalone, gen)
+        planted = supernet.path_state_dict(ops)
+        assert planted.keys() == standalone.state_dict().keys()
+        with torch.no_grad():
+            for key, value in standalone.state_dict().items():
+                planted[key].copy_(value)
+        supernet.eval()
+        assert torch.equal(supernet(x, ops), standalone.eval()(x)), ops
+    # the ops matter, and the extracted network is a copy
+    a, b = list(archs[0]), list(archs[0])
+    b[-1] = (b[-1] + 1) % space.choices[-1]
+    assert not torch.equal(supernet(x, a), supernet(x, b))
+    net = supernet.extract(a)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1.0)
+    assert torch.equal(supernet(x, a), supernet.extract(a)(x))
+
+
+def test_supernet_holds_every_candidate() -> None:
+    sn = NB201Supernet(NB201Config(C=8, N=1), cell_bn_affine=True)
+    # per cell: 6 edges x (1x1 conv + BN, 3x3 conv + BN) of 8 channels
+    cell = sum(p.numel() for p in sn.stages[0][0].parameters())
+    assert cell == 6 * ((8 * 8 + 16) + (8 * 8 * 9 + 16))
+    free = NB201Supernet(NB201Config(C=8, N=1))  # the default: affine-free cell BatchNorm, no BN parameters
+    assert sum(p.numel() for p in free.stages[0][0].parameters()) == 6 * (8 * 8 + 8 * 8 * 9)
+    assert isinstance(build_supernet("nbmacro"), NBMacroSupernet)
+    with pytest.raises(ConfigError, match="no supernet"):
+        build_supernet("toy")
+    with pytest.raises(ValueError, match="out of range"):
+        sn(torch.zeros(1, 3, 32, 32), (0, 0, 0, 0, 0, 5))
+
+
+@pytest.mark.parametrize("space_name", SUPERNETS)
+def test_cell_bn_affine_only_changes_the_choices(space_name: str) -> None:
+    """Affine-free BatchNorm in the choices (``stages``) only, in the supernet and in what it extracts; the stem,
+    the reductions and the head keep theirs; no BatchNorm of a choice is left affine."""
+    make, space = SUPERNETS[space_name]
+    ops = (2,) * len(space.choices)  # NB201 1x1 convolutions, NAS-Bench-Macro 5x5 inverted residuals: all with BN
+    for cell_bn_affine in (False, True):
+        supernet: Supernet = make(cell_bn_affine)
+        for net in (supernet, supernet.extract(ops)):
+            bns = {name: m for name, m in net.named_modules() if isinstance(m, nn.BatchNorm2d)}
+            in_choices = [m.affine for name, m in bns.items() if name.startswith("stages.")]
+            assert in_choices and set(in_choices) == {cell_bn_affine}
+            assert all(m.affine and m.track_running_stats for n, m in bns.items() if not n.startswith("stages."))
+            assert all(m.track_running_stats for m in bns.values())
+    assert build_supernet("nb201").cell_bn_affine is False
+    assert build_supernet("nb201", cell_bn_affine=True).cell_bn_affine is True

@@ -1,7 +1,8 @@
-"""The one-shot estimator and the supernets, on tiny settings (a few dozen CIFAR-10 images, a few SGD steps).
+"""The one-shot estimator and its supernet training, on tiny settings (a few dozen CIFAR-10 images, a few SGD steps).
 
-Weight inheritance (supernet path == stand-alone network with the same weights), BatchNorm recalibration,
-training, checkpoint resume / reuse / rejection, settings validation, and order-independent determinism.
+BatchNorm recalibration, augmentation, training, checkpoint resume / reuse / rejection, settings validation, both
+scores, and order-independent determinism (weight inheritance is in test_networks.py). Over 300 lines: the
+checkpoint cases share this file's tiny estimator fixtures.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ import torch
 from torch import nn
 
 import estimators.oneshot as oneshot
-from estimators.oneshot import OneShot, augment, recalibrate_bn, to_input
-from harness import cifar10, seeding
+from estimators.oneshot import OneShot, evaluate, recalibrate_bn
+from harness import cifar10, seeding, supernet_training
 from harness.errors import ConfigError
 from harness.interfaces import EstimatorContext
 from harness.networks.nb201 import NB201Config
-from harness.networks.nbmacro import NBMacroConfig
-from harness.networks.supernet import NB201Supernet, NBMacroSupernet, Supernet, build_supernet
+from harness.networks.supernet import NB201Supernet, Supernet
 from harness.spaces import MacroSpace, NB201Space, ToySpace
+from harness.supernet_training import augment, to_input
 from harness.types import Arch
 
 #: 3 steps of 16 images per epoch, 2 epochs, 32 held-out images, 2 BatchNorm batches: about a second per fit
@@ -83,88 +84,20 @@ class Recording(OneShot):
 
 
 def weights(est: OneShot) -> dict[str, torch.Tensor]:
-    return {k: v.clone() for k, v in est._supernet.state_dict().items()}
+    return {k: v.clone() for k, v in est.training.supernet.state_dict().items()}
 
 
 def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def randomize_bn(net: nn.Module, generator: torch.Generator) -> None:
-    """Non-trivial BatchNorm affine parameters and running statistics, so that a wrong mapping shows."""
-    for m in net.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.weight.data = torch.rand(m.weight.shape, generator=generator) + 0.5
-            m.bias.data = torch.rand(m.bias.shape, generator=generator) - 0.5
-            m.running_mean = torch.rand(m.running_mean.shape, generator=generator) - 0.5
-            m.running_var = torch.rand(m.running_var.shape, generator=generator) + 0.5
-
-
-# ------------------------------------------------------------------------------------------------ supernets
-
-SUPERNETS = {
-    "nb201": (lambda: NB201Supernet(NB201Config(C=8, N=2)), NB201Space()),
-    "nbmacro": (lambda: NBMacroSupernet(NBMacroConfig(init_channels=4, last_channels=16)), MacroSpace()),
-}
-
-
-@pytest.mark.parametrize("space_name", SUPERNETS)
-def test_weight_inheritance_picks_the_right_ops(space_name: str) -> None:
-    """The supernet's path ``ops`` computes exactly what the stand-alone network with the path's weights computes,
-    both ways: ``extract`` (supernet -> stand-alone) and planting a stand-alone network's weights into the path."""
-    make, space = SUPERNETS[space_name]
-    seeding.seed_torch(seeding.rng(0, "test"))  # the global torch RNG initialises the modules
-    gen = torch.Generator().manual_seed(1)
-    supernet: Supernet = make()
-    randomize_bn(supernet, gen)
-    x = torch.randn(3, 3, 32, 32, generator=gen)
-    rng = seeding.rng(0, "test")
-    archs = [space.sample(rng).ops for _ in range(8)] + [(0,) * len(space.choices), (1,) * len(space.choices)]
-    for ops in archs:
-        supernet.eval()
-        net = supernet.extract(ops)
-        assert not net.training
-        assert torch.equal(supernet(x, ops), net(x)), ops
-        supernet.train()
-        assert torch.equal(supernet(x, ops), supernet.extract(ops)(x)), ops  # batch statistics too
-        # planting: any stand-alone network's weights, written into the path, give the same function
-        standalone = supernet.standalone(ops)
-        randomize_bn(standalone, gen)
-        planted = supernet.path_state_dict(ops)
-        assert planted.keys() == standalone.state_dict().keys()
-        with torch.no_grad():
-            for key, value in standalone.state_dict().items():
-                planted[key].copy_(value)
-        supernet.eval()
-        assert torch.equal(supernet(x, ops), standalone.eval()(x)), ops
-    # the ops matter, and the extracted network is a copy
-    a, b = list(archs[0]), list(archs[0])
-    b[-1] = (b[-1] + 1) % space.choices[-1]
-    assert not torch.equal(supernet(x, a), supernet(x, b))
-    net = supernet.extract(a)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.add_(1.0)
-    assert torch.equal(supernet(x, a), supernet.extract(a)(x))
-
-
-def test_supernet_holds_every_candidate() -> None:
-    sn = NB201Supernet(NB201Config(C=8, N=1))
-    # per cell: 6 edges x (1x1 conv + BN, 3x3 conv + BN) of 8 channels
-    cell = sum(p.numel() for p in sn.stages[0][0].parameters())
-    assert cell == 6 * ((8 * 8 + 16) + (8 * 8 * 9 + 16))
-    assert isinstance(build_supernet("nbmacro"), NBMacroSupernet)
-    with pytest.raises(ConfigError, match="no supernet"):
-        build_supernet("toy")
-    with pytest.raises(ValueError, match="out of range"):
-        sn(torch.zeros(1, 3, 32, 32), (0, 0, 0, 0, 0, 5))
+# ------------------------------------------------------------------------------------------------ pieces
 
 
 def test_bn_recalibration_replaces_running_statistics() -> None:
     seeding.seed_torch(seeding.rng(0, "test"))
     sn = NB201Supernet(NB201Config(C=8, N=1))
     gen = torch.Generator().manual_seed(2)
-    randomize_bn(sn, gen)
     net = sn.extract((3, 2, 4, 1, 0, 3))
     before = {k: v.clone() for k, v in net.state_dict().items() if "running" in k}
     batches = [torch.randn(8, 3, 32, 32, generator=gen) * 2 + 1 for _ in range(3)]
@@ -207,11 +140,11 @@ def _path_loss(supernet: Supernet, x: torch.Tensor, y: torch.Tensor, paths: list
 def test_training_reduces_the_loss(ckpt_root: Path) -> None:
     est = OneShot(train_images=32, valid_images=16, epochs=12, batch_size=8, lr=0.1, bn_batches=1)
     seconds = est.fit(ctx())
-    assert seconds > 0 and len(est.train_losses) == 12 and np.isfinite(est.train_losses).all()
+    assert seconds > 0 and len(est.training.losses) == 12 and np.isfinite(est.training.losses).all()
     paths = [tuple(ops) for ops in seeding.rng(0, "paths").integers(0, 5, (10, 6)).tolist()]
     x, y = to_input(est._train_x), est._train_y
-    initial, _, _ = est._fresh(ctx(), steps=1)  # the seeded initial weights
-    before, after = _path_loss(initial, x, y, paths), _path_loss(est._supernet, x, y, paths)
+    initial = supernet_training.fresh(est.recipe(ctx())).supernet  # the seeded initial weights
+    before, after = _path_loss(initial, x, y, paths), _path_loss(est.training.supernet, x, y, paths)
     assert after < before - 0.1, (before, after)
 
 
@@ -221,6 +154,9 @@ def test_data_split_is_disjoint_and_from_the_training_split(ckpt_root: Path) -> 
     assert len(est.train_indices) == 48 and len(est.eval_indices) == 20
     assert not set(est.train_indices) & set(est.eval_indices)
     assert est.eval_indices.max() < cifar10.SPLIT_SIZES["train"]
+    # a random draw in the order drawn, not sorted into the split's (class-ordered) file order
+    assert not np.all(np.diff(est.eval_indices) > 0)
+    assert len(set(est._valid_y[:10].tolist())) > 1
     other = OneShot(**TINY)  # type: ignore[arg-type]
     other.fit(ctx(seed=1))
     assert not np.array_equal(est.train_indices, other.train_indices)
@@ -235,12 +171,16 @@ def test_checkpoint_layout(ckpt_root: Path) -> None:
     assert saved["epoch"] == 2 and saved["train_seconds"] == seconds and len(saved["losses"]) == 2
     assert {"supernet", "optimizer", "scheduler", "config", "config_hash"} <= saved.keys()
     assert saved["config"]["seed"] == 0 and saved["config"]["space"] == "nb201"
+    assert saved["config"]["cell_bn_affine"] is False and saved["config"]["lr"] == 0.1
     assert not list(path.parent.glob("*.tmp"))
     # the hash covers what changes training, not what only changes evaluation
     assert OneShot(**{**TINY, "lr": 0.3}).checkpoint_path(ctx()) != path  # type: ignore[arg-type]
     assert OneShot(**TINY).checkpoint_path(ctx(seed=1)) != path  # type: ignore[arg-type]
     assert OneShot(**TINY).checkpoint_path(ctx(space=MacroSpace())) != path  # type: ignore[arg-type]
-    same = OneShot(**{**TINY, "valid_images": 40, "bn_batches": 5, "eval_images": 10})  # type: ignore[arg-type]
+    assert OneShot(**{**TINY, "cell_bn_affine": True}).checkpoint_path(ctx()) != path  # type: ignore[arg-type]
+    assert OneShot(**{**TINY, "train_images": 64}).checkpoint_path(ctx()) != path  # type: ignore[arg-type]
+    scoring = {"valid_images": 40, "bn_batches": 5, "eval_images": 10, "score": "loss"}
+    same = OneShot(**{**TINY, **scoring})  # type: ignore[arg-type]
     assert same.checkpoint_path(ctx()) == path
 
 
@@ -253,7 +193,7 @@ def test_resume_continues_from_the_saved_epoch(ckpt_root: Path, tmp_path: Path, 
     assert first["epoch"] == 1
     resumed = Recording()
     seconds = resumed.fit(ctx())
-    assert resumed.epochs_trained == [2] and resumed.fit_info["start_epoch"] == 1
+    assert resumed.epochs_trained == [2] and resumed.training.resumed_from == 1
     assert seconds == torch.load(path, weights_only=True)["train_seconds"] > first["train_seconds"]
     # a resumed training ends where an uninterrupted one does
     monkeypatch.setattr(oneshot, "cache_dir", lambda override=None: tmp_path / "other")
@@ -319,7 +259,7 @@ def test_corrupted_or_mismatched_checkpoint_is_retrained(ckpt_root: Path, caplog
     clean.fit(ctx())
     damage(clean.checkpoint_path(ctx()))
     retrained = Recording()
-    with caplog.at_level(logging.WARNING, logger="estimators.oneshot"):
+    with caplog.at_level(logging.WARNING, logger="harness.supernet_training"):
         retrained.fit(ctx())
     assert retrained.epochs_trained == [1, 2]
     assert any(why in r.getMessage() and "training from scratch" in r.getMessage() for r in caplog.records)
@@ -339,6 +279,8 @@ def test_corrupted_or_mismatched_checkpoint_is_retrained(ckpt_root: Path, caplog
         ({"lr": 0.0}, {}, "lr must be"),
         ({"bn_batches": 0}, {}, "bn_batches must be"),
         ({"epochs": 1.5}, {}, "epochs must be an integer"),
+        ({"score": "tau"}, {}, "score must be one of accuracy, loss"),
+        ({"cell_bn_affine": 1}, {}, "cell_bn_affine must be true or false"),
         ({}, {"dataset": "cifar100"}, "only CIFAR-10"),
         ({}, {"space": ToySpace()}, "has no supernet"),
     ],
@@ -364,6 +306,26 @@ def test_scores_are_deterministic_whatever_the_order(ckpt_root: Path) -> None:
     b1, b2 = est.bn_batches_for(ARCHS[0]), again.bn_batches_for(ARCHS[0])
     assert all(torch.equal(x, y) for x, y in zip(b1, b2, strict=True))
     assert not torch.equal(b1[0], est.bn_batches_for(ARCHS[2])[0])
+
+
+def test_loss_score_is_the_negated_held_out_cross_entropy(ckpt_root: Path) -> None:
+    """``score=loss`` reuses the supernet of ``score=accuracy`` (the same recipe) and scores minus the mean
+    cross-entropy of the same recalibrated path on the same images."""
+    by_accuracy = Recording()
+    by_accuracy.fit(ctx())
+    by_loss = Recording(score="loss")
+    by_loss.fit(ctx())
+    assert by_loss.epochs_trained == []  # reused
+    for arch in ARCHS[:2]:
+        net = by_loss.training.supernet.extract(arch.ops)
+        recalibrate_bn(net, by_loss.bn_batches_for(arch))
+        with torch.no_grad():
+            logits = net(by_loss._valid_x)
+        expected = -float(nn.functional.cross_entropy(logits.double(), by_loss._valid_y))
+        assert by_loss.estimate(arch).score == pytest.approx(expected, rel=1e-9) and expected < 0
+        accuracy = 100.0 * float((logits.argmax(1) == by_loss._valid_y).float().mean())
+        assert by_accuracy.estimate(arch).score == pytest.approx(accuracy)
+        assert evaluate(net, by_loss._valid_x, by_loss._valid_y)[1] == pytest.approx(-expected, rel=1e-9)
 
 
 def test_nbmacro_supernet_trains_and_scores(ckpt_root: Path) -> None:

@@ -6,6 +6,13 @@ those of :mod:`harness.networks.nb201` and :mod:`harness.networks.nbmacro` (impo
 ``extract(ops)`` returns the stand-alone network of ``ops`` with the weights (and BatchNorm buffers) of the path
 copied in (weight inheritance), and it computes exactly what ``forward(x, ops)`` computes.
 
+BatchNorm in the choices (NB201 cells, NAS-Bench-Macro blocks) is affine-free by default (``cell_bn_affine=False``:
+tracked running statistics, no learnt scale or shift), as in the weight-sharing supernets of NB201 (xautodl
+``models/cell_searchs/search_cells.py``, ``NAS201SearchCell``: ``affine=False, track_running_stats=True``) and of
+DARTS (``cnn/model_search.py``, ``MixedOp``: ``OPS[primitive](C, stride, False)``); the stem, the reduction blocks
+and the head keep affine BatchNorm, as there. The extracted stand-alone network has affine-free BatchNorm in the
+same places, so it still computes what the path computes.
+
 State-dict keys of a choice: NB201 ``stages.<s>.<i>.edges.<edge>.<op>.<rest>`` (the stand-alone cell keeps only
 its non-``none`` edges, numbered in edge order: ``stages.<s>.<i>.edges.<k>.<rest>``); NAS-Bench-Macro
 ``stages.<s>.<l>.<op>.<rest>`` (stand-alone: ``stages.<s>.<l>.<rest>``). Every other key is shared as it is.
@@ -16,13 +23,12 @@ from __future__ import annotations
 import abc
 import re
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
 
 from harness.networks.nb201 import (
-    NB201_EDGES,
-    NB201_OPS,
     NB201Config,
     NB201Network,
     add_skeleton,
@@ -30,6 +36,8 @@ from harness.networks.nb201 import (
     make_op,
 )
 from harness.networks.nbmacro import NBMACRO_OPS, NBMacroConfig, NBMacroNetwork, check_nbmacro_ops, make_layer
+from harness.spaces.nb201 import EDGES as NB201_EDGES  # (to, from)
+from harness.spaces.nb201 import OPS as NB201_OPS
 
 
 class _NoOp(nn.Module):
@@ -39,8 +47,28 @@ class _NoOp(nn.Module):
         raise RuntimeError("the `none` candidate is skipped, not called")
 
 
+def drop_bn_affine(module: nn.Module) -> None:
+    """Replace every ``BatchNorm2d`` inside ``module`` by an affine-free one (same features, eps and momentum,
+    tracked running statistics). Draws no random numbers, so a seeded initialisation of the rest is unchanged.
+
+    Args:
+        module: changed in place.
+    """
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            bn = nn.BatchNorm2d(child.num_features, eps=child.eps, momentum=child.momentum, affine=False)
+            setattr(module, name, bn)
+        else:
+            drop_bn_affine(child)
+
+
 class Supernet(nn.Module, abc.ABC):
-    """A weight-sharing supernet: ``forward(x, ops)`` runs one path; ``extract(ops)`` builds its stand-alone net."""
+    """A weight-sharing supernet: ``forward(x, ops)`` runs one path; ``extract(ops)`` builds its stand-alone net.
+
+    Subclasses set ``cell_bn_affine`` (whether BatchNorm in the choices has a learnt scale and shift).
+    """
+
+    cell_bn_affine: bool
 
     @abc.abstractmethod
     def check_ops(self, ops: Sequence[int]) -> tuple[int, ...]:
@@ -54,13 +82,25 @@ class Supernet(nn.Module, abc.ABC):
             x: images (B, 3, H, W). ops: one choice per decision.
         """
 
-    def forward(self, x: Tensor, ops: Sequence[int]) -> Tensor:  # type: ignore[override]
+    def forward(self, x: Tensor, ops: Sequence[int]) -> Tensor:
         """Logits (B, num_classes) of path ``ops`` for images ``x`` (B, 3, H, W)."""
         return self.forward_stages(x, ops)[1]
 
-    @abc.abstractmethod
     def standalone(self, ops: Sequence[int]) -> NB201Network | NBMacroNetwork:
-        """A freshly initialised stand-alone network of ``ops`` with this supernet's macro settings."""
+        """A freshly initialised stand-alone network of ``ops`` with this supernet's macro settings and its kind of
+        BatchNorm in the choices (affine-free in ``stages`` unless ``cell_bn_affine``).
+
+        Args:
+            ops: one choice per decision.
+        """
+        net = self._network(ops)
+        if not self.cell_bn_affine:
+            drop_bn_affine(net.stages)
+        return net
+
+    @abc.abstractmethod
+    def _network(self, ops: Sequence[int]) -> NB201Network | NBMacroNetwork:
+        """The space's stand-alone network of ``ops`` (affine BatchNorm everywhere)."""
 
     @abc.abstractmethod
     def _map_key(self, key: str, ops: tuple[int, ...]) -> str | None:
@@ -120,7 +160,7 @@ class NB201SuperCell(nn.Module):
         nodes = [x]
         for k in range(1, 4):
             terms: list[Tensor] = [
-                self.edges[e][op](nodes[frm])
+                cast(nn.ModuleList, self.edges[e])[op](nodes[frm])
                 for e, ((to, frm), op) in enumerate(zip(NB201_EDGES, ops, strict=True))
                 if to == k and NB201_OPS[op] != "none"
             ]
@@ -133,13 +173,25 @@ class NB201Supernet(Supernet):
 
     Args:
         config: macro settings (the same dataclass as the stand-alone network).
+        cell_bn_affine: learnt scale and shift in the cells' BatchNorm (False: affine-free, as the references).
     """
 
-    def __init__(self, config: NB201Config | None = None) -> None:
+    # the layers add_skeleton sets
+    stem: nn.Sequential
+    stages: nn.ModuleList
+    reductions: nn.ModuleList
+    lastact: nn.Sequential
+    global_pooling: nn.AdaptiveAvgPool2d
+    classifier: nn.Linear
+
+    def __init__(self, config: NB201Config | None = None, *, cell_bn_affine: bool = False) -> None:
         super().__init__()
         self.config = config or NB201Config()
+        self.cell_bn_affine = cell_bn_affine
         n = self.config.N
         add_skeleton(self, self.config, lambda width: nn.ModuleList(NB201SuperCell(width) for _ in range(n)))
+        if not cell_bn_affine:
+            drop_bn_affine(self.stages)
 
     def check_ops(self, ops: Sequence[int]) -> tuple[int, ...]:
         return check_nb201_ops(ops)
@@ -151,13 +203,13 @@ class NB201Supernet(Supernet):
         for s, stage in enumerate(self.stages):
             if s > 0:
                 h = self.reductions[s - 1](h)
-            for cell in stage:
+            for cell in cast(nn.ModuleList, stage):
                 h = cell(h, ops)
             feats.append(h)
         logits: Tensor = self.classifier(self.global_pooling(self.lastact(h)).flatten(1))
         return feats, logits
 
-    def standalone(self, ops: Sequence[int]) -> NB201Network:
+    def _network(self, ops: Sequence[int]) -> NB201Network:
         return NB201Network(ops, self.config)
 
     def _map_key(self, key: str, ops: tuple[int, ...]) -> str | None:
@@ -181,11 +233,13 @@ class NBMacroSupernet(Supernet):
 
     Args:
         config: macro settings (the same dataclass as the stand-alone network).
+        cell_bn_affine: learnt scale and shift in the blocks' BatchNorm (False: affine-free, as in the NB201 cells).
     """
 
-    def __init__(self, config: NBMacroConfig | None = None) -> None:
+    def __init__(self, config: NBMacroConfig | None = None, *, cell_bn_affine: bool = False) -> None:
         super().__init__()
         self.config = config or NBMacroConfig()
+        self.cell_bn_affine = cell_bn_affine
         c = self.config.init_channels
         self.stem = nn.Sequential(nn.Conv2d(3, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True))
         self.stages = nn.ModuleList()
@@ -202,6 +256,8 @@ class NBMacroSupernet(Supernet):
         )
         self.classifier = nn.Linear(last, self.config.num_classes)
         self._first_layer = [sum(self.config.stages[:s]) for s in range(len(self.config.stages))]
+        if not cell_bn_affine:
+            drop_bn_affine(self.stages)
 
     def check_ops(self, ops: Sequence[int]) -> tuple[int, ...]:
         return check_nbmacro_ops(ops, sum(self.config.stages))
@@ -211,13 +267,13 @@ class NBMacroSupernet(Supernet):
         feats: list[Tensor] = []
         h = self.stem(x)
         for s, stage in enumerate(self.stages):
-            for i, choices in enumerate(stage):
-                h = choices[ops[self._first_layer[s] + i]](h)
+            for i, choices in enumerate(cast(nn.ModuleList, stage)):
+                h = cast(nn.ModuleList, choices)[ops[self._first_layer[s] + i]](h)
             feats.append(h)
         logits: Tensor = self.classifier(self.head(h).flatten(1))
         return feats, logits
 
-    def standalone(self, ops: Sequence[int]) -> NBMacroNetwork:
+    def _network(self, ops: Sequence[int]) -> NBMacroNetwork:
         return NBMacroNetwork(ops, self.config)
 
     def _map_key(self, key: str, ops: tuple[int, ...]) -> str | None:
@@ -230,18 +286,19 @@ class NBMacroSupernet(Supernet):
         return f"stages.{s}.{i}.{rest}"
 
 
-def build_supernet(space: str, *, num_classes: int = 10) -> Supernet:
+def build_supernet(space: str, *, num_classes: int = 10, cell_bn_affine: bool = False) -> Supernet:
     """The supernet of search space ``space`` (``nb201``: C=16, N=5; ``nbmacro``) with ``num_classes`` outputs.
 
     Parameters are initialised from torch's global RNG (seed it with :func:`harness.seeding.seed_torch`).
 
     Args:
         space: search-space name. num_classes: classifier outputs.
+        cell_bn_affine: learnt scale and shift in the choices' BatchNorm (default False, as the references).
     """
     from harness.errors import ConfigError
 
     if space == "nb201":
-        return NB201Supernet(NB201Config(num_classes=num_classes))
+        return NB201Supernet(NB201Config(num_classes=num_classes), cell_bn_affine=cell_bn_affine)
     if space == "nbmacro":
-        return NBMacroSupernet(NBMacroConfig(num_classes=num_classes))
+        return NBMacroSupernet(NBMacroConfig(num_classes=num_classes), cell_bn_affine=cell_bn_affine)
     raise ConfigError(f"no supernet is defined for search space {space!r}; known: nb201, nbmacro")
