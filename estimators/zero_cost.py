@@ -129,7 +129,7 @@ def fisher(net: nn.Module, x: Tensor, y: Tensor) -> float:
     outputs: list[tuple[nn.Conv2d | nn.Linear, Tensor]] = []
 
     def keep(module: nn.Module, _inp: tuple[Tensor, ...], out: Tensor) -> None:
-        outputs.append((module, out))  # type: ignore[arg-type]
+        outputs.append((module, out))  # type: ignore[arg-type]  # hooked on _layers(net): conv and linear only
 
     handles = [m.register_forward_hook(keep) for m in _layers(net)]
     try:

@@ -33,7 +33,7 @@ def aggregate(summaries: Iterable[dict[str, Any]], metric: str | None = None) ->
     for key, runs in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
         task = key[0]
         field = metric or ("incumbent_test_acc" if task == "search" else "kendall_tau_test")
-        mean, std, n = mean_std([r.get(field) if r.get(field) is not None else float("nan") for r in runs])
+        mean, std, n = mean_std([r[field] if r.get(field) is not None else float("nan") for r in runs])
         cost_mean, cost_std, _ = mean_std([r["total_cost_s"] for r in runs])
         names = dict(zip(_SEARCH_KEYS if task == "search" else _RANK_KEYS, key[1:], strict=True))
         rows.append(

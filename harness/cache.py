@@ -38,12 +38,15 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness import paths
 from harness.errors import ConfigError, StateFileError
 from harness.interfaces import Estimator, EstimatorContext, EstimatorTags, SearchSpace
 from harness.types import Arch, Estimate
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger("harness")
 
@@ -134,7 +137,7 @@ class _RunCode(ast.NodeTransformer):
             if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
                 if isinstance(body[0].value.value, str):
                     body = body[1:]
-            node.body = body or [ast.Pass()]  # type: ignore[attr-defined]
+            node.body = body or [ast.Pass()]  # type: ignore[attr-defined]  # a node with a list body (checked above)
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             node.returns = None
         elif isinstance(node, ast.arg):
@@ -174,8 +177,11 @@ def file_hash(path: Path) -> str:
     """A short content hash of a data file (``missing`` if there is none: the estimator's fit then says so)."""
     if not path.is_file():
         return "missing"
+    digest = hashlib.sha256()  # hashlib.file_digest would need Python 3.11
     with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()[:16]
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 #: columns of the score table and of an exported score file
@@ -462,6 +468,7 @@ class PostgresCache(ScoreCache):
         timeout_s: how long to wait for the server to answer a connection.
     """
 
+    _db: psycopg.Connection[tuple[Any, ...]]
     _now = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
     #: CREATE TABLE IF NOT EXISTS races with itself in PostgreSQL: workers that start together take turns
     _schema_lock = ("SELECT pg_advisory_xact_lock(7020512)",)

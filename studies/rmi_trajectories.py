@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from estimators.rmi import RMI, TRAJECTORY_COLUMNS
 from harness import paths
@@ -64,6 +64,13 @@ def _lines(rows: list[Any]) -> str:
     return buffer.getvalue()
 
 
+def _with_steps(cfg: DictConfig, steps: int) -> DictConfig:
+    """``cfg`` with ``estimator.steps`` set to ``steps``."""
+    merged = OmegaConf.merge(cfg, {"estimator": {"steps": steps}})
+    assert isinstance(merged, DictConfig)  # a merge into a mapping config is one
+    return merged
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="CSV of trajectories (appended to; resumable)")
@@ -83,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"--cache-steps must lie in 1..{estimator.steps} (estimator.steps), got {steps}")
     benchmark_name, make_benchmark = build(cfg.benchmark)
     benchmark = make_benchmark().load()
-    keys = {k: score_key(OmegaConf.merge(cfg, {"estimator": {"steps": k}}), estimator, benchmark.space) for k in steps}
+    keys = {k: score_key(_with_steps(cfg, k), estimator, benchmark.space) for k in steps}
     archs, _ = rank_sample(cfg, benchmark.space)
     if args.only:
         archs = [a for a in archs if split_of(benchmark.space, a) == args.only]

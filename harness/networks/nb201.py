@@ -166,6 +166,14 @@ class NB201Network(nn.Module):
         ops: 6 op indices (see :func:`check_nb201_ops`). config: macro settings.
     """
 
+    # the layers add_skeleton sets
+    stem: nn.Sequential
+    stages: nn.ModuleList
+    reductions: nn.ModuleList
+    lastact: nn.Sequential
+    global_pooling: nn.AdaptiveAvgPool2d
+    classifier: nn.Linear
+
     def __init__(self, ops: Sequence[int], config: NB201Config | None = None) -> None:
         super().__init__()
         self.config = config or NB201Config()

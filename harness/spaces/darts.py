@@ -140,9 +140,10 @@ def _concat(node: ast.expr, what: str) -> list[int]:
     """A ``*_concat`` value: a literal list of ints, or ``range(a, b[, step])`` as ``str(genotype)`` may print."""
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range":
         args = [_literal(a, what) for a in node.args]
-        if node.keywords or not 1 <= len(args) <= 3 or not all(type(a) is int for a in args):
+        ints = [a for a in args if type(a) is int]
+        if node.keywords or not 1 <= len(args) <= 3 or len(ints) != len(args):
             raise ArchParseError(f"DARTS genotype: {what} = {ast.unparse(node)!r} is not range(2, 6)")
-        return list(range(*args))  # type: ignore[arg-type]
+        return list(range(*ints))
     value = _literal(node, what)
     if not isinstance(value, list | tuple) or not all(type(v) is int for v in value):
         raise ArchParseError(f"DARTS genotype: {what} = {value!r} must be a list of node numbers")
@@ -183,7 +184,7 @@ def parse_genotype(text: str) -> Arch:
                 "([2, 3, 4, 5], or range(2, 6))"
             )
         cells.append(_literal(fields[cell], cell))
-    return from_cells(*cells)  # type: ignore[arg-type]
+    return from_cells(*cells)  # type: ignore[arg-type]  # literals of any shape: from_cells checks each one
 
 
 def format_genotype(arch: Arch) -> str:

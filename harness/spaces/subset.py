@@ -49,7 +49,7 @@ class SubsetSpace(SearchSpace):
         if bad is not None:
             raise ConfigError(f"{what}: {bad} is not an architecture of the {base.name} space")
 
-    @property  # type: ignore[override]
+    @property
     def size(self) -> int:
         """Number of members."""
         return len(self.members)
