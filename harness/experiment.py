@@ -36,6 +36,13 @@ TASKS = ("search", "rank")
 log = logging.getLogger("harness")
 
 
+def plain(node: DictConfig) -> dict[str, Any]:
+    """``node`` resolved, as plain dicts and lists (a composed config's keys are strings)."""
+    params = OmegaConf.to_container(node, resolve=True)
+    assert isinstance(params, dict)
+    return {str(k): v for k, v in params.items()}
+
+
 def build(node: DictConfig) -> tuple[str, Callable[..., Any]]:
     """Instantiate one plug-in config as a factory (``_partial_``): returns (its ``name``, the factory).
 
@@ -43,8 +50,7 @@ def build(node: DictConfig) -> tuple[str, Callable[..., Any]]:
     """
     from hydra.utils import instantiate
 
-    params = OmegaConf.to_container(node, resolve=True)
-    assert isinstance(params, dict)
+    params = plain(node)
     name = params.pop("name")
     return str(name), instantiate({**params, "_partial_": True})
 
@@ -161,8 +167,7 @@ def estimator_context(
 
 def score_key(cfg: DictConfig, estimator: Estimator, space: SearchSpace) -> str:
     """The score cache's key for this job's estimator (:func:`harness.cache.estimator_key`)."""
-    params = OmegaConf.to_container(cfg.estimator, resolve=True)
-    assert isinstance(params, dict)
+    params = plain(cfg.estimator)
     device = resolve_device(cfg.device, estimator.tags.live)
     return estimator_key(params, estimator, space=space, device=device, data_dir=cfg.data_dir)
 
@@ -232,8 +237,7 @@ def prepare(cfg: DictConfig) -> Job:
     benchmark = make_benchmark().load()
     estimator_name, make_estimator = build(cfg.estimator)
     searcher_name, make_searcher = build(cfg.searcher) if cfg.task == "search" else (None, None)
-    config = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(config, dict)
+    config = plain(cfg)
     probe = make_estimator()
     resolve_device(cfg.device, probe.tags.live)  # a device that is not there fails now, for every estimator
     cache = open_cache(cfg.score_cache, cfg.cache_dir) if probe.tags.live else None

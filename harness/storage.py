@@ -142,16 +142,23 @@ def read_partial_records(path: Path) -> list[EvalRecord]:
 
 
 def _record(row: dict[str, str]) -> EvalRecord:
-    floats = {k: float(row[k]) for k in ("score", "cost_s", "clock_s", "wall_s", "test_acc")}
-    extra = {"answer": row.get("answer", ""), "answer_test_acc": float(row.get("answer_test_acc", "nan"))}
+    score, cost_s, clock_s, wall_s, test_acc = (
+        float(row[k]) for k in ("score", "cost_s", "clock_s", "wall_s", "test_acc")
+    )
+    answer_test_acc = float(row.get("answer_test_acc", "nan"))
     return EvalRecord(
         int(row["step"]),
         row["arch"],
+        score,
+        cost_s,
+        clock_s,
+        wall_s,
         device=row["device"],
         status=row["status"],
         reason=row["reason"],
-        **floats,
-        **extra,
+        test_acc=test_acc,
+        answer=row.get("answer", ""),
+        answer_test_acc=answer_test_acc,
     )
 
 
