@@ -14,6 +14,7 @@ from harness.experiment import build
 from harness.interfaces import Searcher
 from harness.types import Arch
 from tests.conftest import CONF, ToyBenchmark, drive, plugin_names, toy_context
+from tests.contracts import config_classes, plugin_classes
 
 SEARCHERS = plugin_names("searcher")
 
@@ -32,8 +33,12 @@ def make(name: str, seed: int = 0, **overrides: object) -> Searcher:
     return searcher
 
 
-def test_every_searcher_has_a_config():
-    assert {"rs", "rea", "rl"} <= set(SEARCHERS)
+def test_every_searcher_class_has_a_config_and_every_config_names_one():
+    import searchers
+
+    defined = plugin_classes("searchers", lambda c: issubclass(c, Searcher))
+    assert config_classes("searcher", SEARCHERS) == defined
+    assert {getattr(searchers, name) for name in searchers.__all__} == defined  # the public API lists them all
 
 
 @pytest.mark.parametrize("name", SEARCHERS)
