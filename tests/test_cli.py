@@ -12,9 +12,11 @@ import pytest
 
 from harness import storage
 from harness.aggregate import aggregate
+from harness.config import CONF
 from harness.errors import ConfigError, HarnessError
 from harness.experiment import run_job
-from tests.conftest import ROOT, compose_cfg, reproducible_part
+from tests.conftest import ROOT, compose_cfg, plugin_names, reproducible_part
+from tests.contracts import config_classes, plugin_classes
 
 FAST = ["budget.max_cost_s=3000", "progress=false"]
 
@@ -217,3 +219,18 @@ def test_killed_sweep_resumes(tmp_path, nb201_csv):
     assert again.stdout.count("already finished") == len(finished)
     assert all(p.stat().st_mtime_ns == t for p, t in finished.items())
     assert len(list(tmp_path.rglob("summary.json"))) == 12
+
+
+def test_every_benchmark_class_has_a_config_and_every_config_names_one():
+    """``benchmark=<name>`` exists for each benchmark class of harness/benchmarks/, is the class's ``name``, and
+    each conf/benchmark/ file names one of those classes."""
+    from omegaconf import OmegaConf
+
+    names = plugin_names("benchmark")
+    defined = plugin_classes(
+        "harness.benchmarks",
+        lambda c: isinstance(getattr(c, "name", None), str) and callable(getattr(c, "query", None)),
+    )
+    assert config_classes("benchmark", names) == defined
+    assert {c.name for c in defined} == set(names)
+    assert all(OmegaConf.load(CONF / "benchmark" / f"{n}.yaml").name == n for n in names)
