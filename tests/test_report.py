@@ -120,3 +120,49 @@ def test_notebook_executes_on_the_results(results):
         o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs if "image/png" in o.get("data", {})
     ]
     assert len(images) == 3
+
+
+def test_saved_figures_draw_the_stored_runs(results, tmp_path, monkeypatch):
+    """Each figure the report saves draws what the runs hold: Figure 1b one point per searcher x estimator at the
+    seeds' mean cost and test accuracy, the regret plot one curve each ending at the seeds' median final regret,
+    Figure 1a one point per rank run at its tau; and each PNG is that figure, at its size."""
+    import numpy as np
+    from matplotlib.image import imread
+
+    saved = {}
+    save = report._save
+
+    def keep(fig, out, name):
+        saved[name] = fig
+        return save(fig, out, name)
+
+    monkeypatch.setattr(report, "_save", keep)
+    report.write_report(results, tmp_path / "out")
+    assert sorted(saved) == ["fig1a", "fig1b", "regret"]
+    for name, fig in saved.items():
+        width, height = fig.get_size_inches() * 130  # the report's dpi
+        assert imread(tmp_path / "out" / f"{name}.png").shape[:2] == (round(height), round(width))
+    runs, _ = storage.load_runs(results)
+    search = [s for _, s in runs if s["task"] == "search"]
+
+    [ax] = saved["fig1b"].axes
+    points = {c.get_label(): (c.lines[0].get_xdata()[0], c.lines[0].get_ydata()[0]) for c in ax.containers}
+    assert len(points) == 2
+    for searcher in ("rs", "rea"):
+        seeds = [s for s in search if s["searcher"] == searcher]
+        [(x, y)] = [xy for label, xy in points.items() if label.startswith(f"{searcher} + train12 (n=3")]
+        assert x == pytest.approx(np.mean([s["total_cost_s"] for s in seeds]))
+        assert y == pytest.approx(np.mean([s["incumbent_test_acc"] for s in seeds]))
+
+    [ax] = saved["regret"].axes
+    curves = {line.get_label(): line.get_ydata() for line in ax.get_lines()}
+    assert len(curves) == 2
+    for searcher in ("rs", "rea"):
+        seeds = [s for s in search if s["searcher"] == searcher]
+        [final] = [y[-1] for label, y in curves.items() if label.startswith(f"{searcher} + train12 (n=3")]
+        assert final == pytest.approx(np.median([s["optimum_test_acc"] - s["incumbent_test_acc"] for s in seeds]))
+
+    tau_panel = saved["fig1a"].axes[0]
+    taus = sorted(c.lines[0].get_ydata()[0] for c in tau_panel.containers)
+    assert taus == pytest.approx(sorted(s["kendall_tau_test"] for _, s in runs if s["task"] == "rank"))
+    assert sorted(t.get_text() for t in tau_panel.texts) == ["full_train", "train12"]
