@@ -51,7 +51,12 @@ def bootstrap_ci(
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of ``stat(indices)`` over ``n_boot`` resamples (with replacement) of the
     ``n`` members of a sample; ``stat`` gets an index array, so paired data stay paired. Non-finite values of a
-    resample are left out; NaN bounds when none is finite."""
+    resample are left out; NaN bounds when none is finite.
+
+    The one bootstrap of the harness. ``scipy.stats.bootstrap(..., paired=True, method="percentile")`` draws the
+    same resamples and cuts the same quantiles (a test checks it), but keeps NaN resamples (tau of a constant
+    resample, a vote answer missing from a closed table) in its quantiles and hands its statistic the resampled
+    data, not the indices that the vote answers of :func:`harness.loop.rank_metrics` need."""
     vals = np.array([stat(idx) for idx in rng.integers(n, size=(n_boot, n))], dtype=float)
     vals = vals[np.isfinite(vals)]
     if len(vals) == 0:
@@ -65,11 +70,20 @@ def tau_ci(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, n_boot: int =
     return bootstrap_ci(lambda i: kendall_tau(x[i], y[i]), len(x), rng, n_boot=n_boot)
 
 
-def best_so_far(values: Sequence[float] | np.ndarray) -> np.ndarray:
-    """Running maximum, ignoring NaN (NaN until the first finite value)."""
+def tau_diff_ci(
+    a: np.ndarray, b: np.ndarray, y: np.ndarray, rng: np.random.Generator, n_boot: int = 1000
+) -> tuple[float, float]:
+    """:func:`bootstrap_ci` of tau(a, y) - tau(b, y): two scorers of the same members, resampled jointly."""
+    return bootstrap_ci(lambda i: kendall_tau(a[i], y[i]) - kendall_tau(b[i], y[i]), len(y), rng, n_boot=n_boot)
+
+
+def argmax_so_far(values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Index of the largest value up to each position (the earliest on a tie); -1 before the first finite one.
+    Only finite values count (NaN marks a failed evaluation)."""
     v = np.asarray(values, dtype=float)
-    out = np.fmax.accumulate(v) if len(v) else v
-    return out
+    v = np.where(np.isfinite(v), v, -np.inf)
+    record = v > np.maximum.accumulate(np.concatenate([[-np.inf], v]))[:-1]  # above every earlier value
+    return np.maximum.accumulate(np.where(record, np.arange(len(v)), -1))
 
 
 def mean_std(values: Sequence[float] | np.ndarray) -> tuple[float, float, int]:

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness import metrics
+
 _MARKERS = {"rs": "o", "rea": "s", "rl": "^", "rminas": "D"}
 _UNIT_MARKERS = {"recorded": "o", "measured": "^"}
 
@@ -165,14 +167,8 @@ def incumbent_regret(records: pd.DataFrame, optimum: float) -> tuple[np.ndarray,
     if "answer_test_acc" in records:
         answer = records["answer_test_acc"].to_numpy(dtype=float)
         return records["clock_s"].to_numpy(dtype=float), optimum - answer
-    score = records["score"].to_numpy(dtype=float)
-    ok = np.isfinite(score) & (records["status"] == "ok").to_numpy()
-    best_idx = np.full(len(score), -1)
-    best, idx = -np.inf, -1
-    for i, (s, good) in enumerate(zip(score, ok, strict=True)):
-        if good and s > best:
-            best, idx = s, i
-        best_idx[i] = idx
+    ok = (records["status"] == "ok").to_numpy()
+    best_idx = metrics.argmax_so_far(np.where(ok, records["score"].to_numpy(dtype=float), np.nan))
     test = records["test_acc"].to_numpy(dtype=float)
     regret = np.where(best_idx >= 0, optimum - test[np.maximum(best_idx, 0)], np.nan)
     return records["clock_s"].to_numpy(dtype=float), regret

@@ -35,6 +35,27 @@ def test_bootstrap_ci_brackets_the_estimate():
     assert lo < tau < hi and hi - lo < 0.25
 
 
+def test_bootstrap_ci_is_scipys_percentile_bootstrap_that_leaves_out_nan():
+    from scipy.stats import bootstrap
+
+    x = np.array([3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0])
+    y = np.array([2.0, 7.0, 1.0, 8.0, 2.0, 8.0, 1.0, 8.0])
+    ours = metrics.tau_diff_ci(x, -y, y, np.random.default_rng(3), n_boot=200)
+    theirs = bootstrap(
+        (x, -y, y),
+        lambda a, b, t: metrics.kendall_tau(a, t) - metrics.kendall_tau(b, t),
+        n_resamples=200,
+        paired=True,
+        vectorized=False,
+        method="percentile",
+        rng=np.random.default_rng(3),
+    ).confidence_interval
+    assert ours == pytest.approx((theirs.low, theirs.high))
+    # a constant resample has no tau: scipy's interval turns NaN, ours leaves that resample out
+    lo, hi = metrics.tau_ci(np.array([1.0, 1.0, 2.0]), np.array([1.0, 2.0, 3.0]), np.random.default_rng(0), 50)
+    assert np.isfinite([lo, hi]).all() and -1 <= lo <= hi <= 1
+
+
 def test_top1_regret_is_the_loss_of_trusting_the_best_score():
     assert metrics.top1_regret([0.1, 0.9, 0.5], [90.0, 92.0, 94.0]) == pytest.approx(2.0)
     assert metrics.top1_regret([3, 2, 1], [94.0, 92.0, 90.0]) == 0.0
@@ -49,7 +70,10 @@ def test_vote_is_the_per_decision_majority_and_ties_go_to_the_lower_index():
     assert metrics.vote(ops, scores, (3, 3, 3), tie_break="score") == (1, 2, 1)  # better voters; 5 = 5: lower
 
 
-def test_best_so_far_and_mean_std():
-    assert metrics.best_so_far([np.nan, 1, 3, 2, 5]).tolist()[1:] == [1, 3, 3, 5]
+def test_argmax_so_far_and_mean_std():
+    # a failed (NaN) first value, a tie (3 at 2 and 4: the earlier stays), -inf never becomes the best
+    assert metrics.argmax_so_far([np.nan, 1, 3, 2, 3, 5]).tolist() == [-1, 1, 2, 2, 2, 5]
+    assert metrics.argmax_so_far([-np.inf, np.nan]).tolist() == [-1, -1]
+    assert metrics.argmax_so_far([]).tolist() == []
     assert metrics.mean_std([1.0, 2.0, 3.0, np.nan]) == (2.0, 1.0, 3)
     assert metrics.mean_std([4.0]) == (4.0, 0.0, 1)

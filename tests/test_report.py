@@ -80,6 +80,25 @@ def test_regret_is_optimum_minus_incumbent_test(results):
     assert reg[-1] == pytest.approx(s["optimum_test_acc"] - s["incumbent_test_acc"])
 
 
+def test_regret_of_old_records_follows_the_best_ok_score():
+    import numpy as np
+    import pandas as pd
+
+    from harness.plots import incumbent_regret
+
+    records = pd.DataFrame(  # written before answer_test_acc: a failure first, a tie, a failed high score
+        {
+            "clock_s": [1.0, 2.0, 3.0, 4.0, 5.0],
+            "score": [np.nan, 0.5, 0.9, 0.9, 5.0],
+            "status": ["error", "ok", "ok", "ok", "error"],
+            "test_acc": [99.0, 90.0, 93.0, 94.0, 95.0],
+        }
+    )
+    clock, reg = incumbent_regret(records, 100.0)
+    assert clock.tolist() == [1, 2, 3, 4, 5]
+    assert np.isnan(reg[0]) and reg[1:].tolist() == [10.0, 7.0, 7.0, 7.0]
+
+
 def test_bad_files_are_named_and_skipped(results, tmp_path):
     bad = tmp_path / "bad"
     import shutil
