@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,26 +37,65 @@ PRIOR_WEIGHTS = (0.1, 0.2, 0.3, 0.5, 1.0)
 NOT_BEST = ("params", "flops", "train12", "full_train")
 
 
+@dataclass(frozen=True)
+class Scorer:
+    """One way to score the architectures of a trajectories file; :attr:`label` names it in the tables and in
+    ``--show``.
+
+    Attributes:
+        source: an RMI read-out (one of ``READOUTS``), a baseline estimator's name, or ``"halving"``.
+        step: the checkpoint of an RMI read-out; ``None`` for the others.
+        size_prior: w of the loss divided by ``params^w``; ``None`` = no prior.
+        plus_params: averaged in rank with the parameter count.
+        rungs: successive halving's step count per rung (empty for the others); eta: its reduction factor.
+    """
+
+    source: str
+    step: int | None = None
+    size_prior: float | None = None
+    plus_params: bool = False
+    rungs: tuple[int, ...] = ()
+    eta: int = 0
+
+    @property
+    def rmi(self) -> bool:
+        """An RMI read-out at a checkpoint: the candidates the select half chooses from."""
+        return self.step is not None
+
+    @property
+    def label(self) -> str:
+        """``loss@25/params^0.3``, ``gap2@10+params``, ``synflow``, ``halving10-50-150/3``, ..."""
+        if self.rungs:
+            return f"halving{'-'.join(map(str, self.rungs))}/{self.eta}"
+        text = self.source if self.step is None else f"{self.source}@{self.step}"
+        if self.size_prior is not None:
+            text += f"/params^{self.size_prior}"
+        return f"{text}+params" if self.plus_params else text
+
+
+Scores = dict[Scorer, tuple[np.ndarray, np.ndarray]]
+
+
 def rank01(x: np.ndarray) -> np.ndarray:
     """Ranks scaled to [0, 1] (average ranks for ties; NaN stays NaN)."""
     return pd.Series(x).rank().to_numpy() / len(x)
 
 
-def readouts(traj: pd.DataFrame, params: np.ndarray | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def readouts(traj: pd.DataFrame, params: np.ndarray | None) -> Scores:
     """(score, seconds) per architecture of each read-out at each checkpoint."""
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    out: Scores = {}
     wide = {c: traj.pivot(index="index", columns="step", values=c) for c in ("loss", *READOUTS[1:5], "seconds")}
     for k in (k for k in CHECKPOINTS if k in wide["loss"].columns):
         cost = wide["seconds"][k].to_numpy()
         for name in READOUTS:
             value = wide["loss"].loc[:, :k].mean(axis=1) if name == "auc" else wide[name][k]
             score = -value.to_numpy()
-            out[f"{name}@{k}"] = (score, cost)
+            out[Scorer(name, k)] = (score, cost)
             if params is not None:
-                out[f"{name}@{k}+params"] = ((rank01(score) + rank01(params)) / 2, cost)
+                out[Scorer(name, k, plus_params=True)] = ((rank01(score) + rank01(params)) / 2, cost)
         if params is not None:
             for w in PRIOR_WEIGHTS:
-                out[f"loss@{k}/params^{w}"] = (size_prior_score(wide["loss"][k].to_numpy(), params, w), cost)
+                out[Scorer("loss", k, size_prior=w)] = (size_prior_score(wide["loss"][k].to_numpy(), params, w), cost)
     return out
 
 
@@ -97,7 +137,7 @@ def baselines(results: Path, archs: list[str]) -> dict[str, tuple[np.ndarray, np
 
 
 def tau_table(
-    scores: dict[str, tuple[np.ndarray, np.ndarray]],
+    scores: Scores,
     test: np.ndarray,
     mask: np.ndarray,
     references: dict[str, np.ndarray],
@@ -105,25 +145,17 @@ def tau_table(
     """Kendall tau against ``test`` on the architectures of ``mask``, its 95% interval, the mean seconds per
     architecture and the paired interval of the difference to each of the ``references``' scores."""
     rows = []
-    for name, (score, cost) in scores.items():
+    for scorer, (score, cost) in scores.items():
         ok = mask & np.isfinite(score)
         s, t = score[ok], test[ok]
         lo, hi = metrics.tau_ci(s, t, seeding.rng(0, "bootstrap"))
-        row = {"scorer": name, "tau": metrics.kendall_tau(s, t), "ci_lo": lo, "ci_hi": hi}
+        row = {"scorer": scorer.label, "tau": metrics.kendall_tau(s, t), "ci_lo": lo, "ci_hi": hi}
         row["s_per_arch"] = float(np.mean(cost[mask]))
         for label, reference in references.items():
-            row[f"vs_{label}_lo"], row[f"vs_{label}_hi"] = paired_diff_ci(s, reference[ok], t)
+            diff = metrics.tau_diff_ci(s, reference[ok], t, seeding.rng(0, "paired-bootstrap"))
+            row[f"vs_{label}_lo"], row[f"vs_{label}_hi"] = diff
         rows.append(row)
     return pd.DataFrame(rows).set_index("scorer")
-
-
-def paired_diff_ci(a: np.ndarray, b: np.ndarray, y: np.ndarray, n_boot: int = 1000) -> tuple[float, float]:
-    """95% bootstrap interval of tau(a, y) - tau(b, y), resampling architectures jointly."""
-
-    def diff(i: np.ndarray) -> float:
-        return metrics.kendall_tau(a[i], y[i]) - metrics.kendall_tau(b[i], y[i])
-
-    return metrics.bootstrap_ci(diff, len(y), seeding.rng(0, "paired-bootstrap"), n_boot=n_boot)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,25 +176,26 @@ def main(argv: list[str] | None = None) -> int:
     select = (first.split == "select").to_numpy()
     base = baselines(args.baselines, archs) if args.baselines else {}
     params = base["params"][0] if "params" in base else None
-    scores = {**readouts(traj, params), **base}
+    scores = {**readouts(traj, params), **{Scorer(name): value for name, value in base.items()}}
     if params is not None:  # the fair comparison for "RMI + params": every other scorer + params
         for name, (score, cost) in base.items():
             if name != "params":
-                scores[f"{name}+params"] = ((rank01(score) + rank01(params)) / 2, cost)
+                scores[Scorer(name, plus_params=True)] = ((rank01(score) + rank01(params)) / 2, cost)
     last = int(traj.step.max())
     for rungs, eta in (((10, 50, last), 3), ((25, last), 4), ((10, 25, 50, last), 2), ((5, 25, last), 5)):
         if last > rungs[-2]:
-            scores[f"halving{'-'.join(map(str, rungs))}/{eta}"] = successive_halving(
-                traj, [select, ~select], rungs, eta
-            )
-    rmi = [name for name in scores if "@" in name]
-    on_select = {name: metrics.kendall_tau(scores[name][0][select], test[select]) for name in rmi}
-    chosen = sorted(on_select, key=lambda name: -np.nan_to_num(on_select[name], nan=-2.0))[: args.top]
+            scorer = Scorer("halving", rungs=rungs, eta=eta)
+            scores[scorer] = successive_halving(traj, [select, ~select], rungs, eta)
+    rmi = [scorer for scorer in scores if scorer.rmi]
+    on_select = {scorer: metrics.kendall_tau(scores[scorer][0][select], test[select]) for scorer in rmi}
+    chosen = sorted(on_select, key=lambda scorer: -np.nan_to_num(on_select[scorer], nan=-2.0))[: args.top]
     if not select.any():  # a report-only file: show the read-outs chosen elsewhere
-        chosen = [name for name in args.show if name in scores]
-    paper = [f"loss@{k}" for k in CHECKPOINTS if f"loss@{k}" in scores]
-    combined = [f"{name}+params" for name in base if f"{name}+params" in scores]
-    shown = list(dict.fromkeys([*chosen, *paper, *(n for n in scores if n.startswith("halving")), *base, *combined]))
+        by_label = {scorer.label: scorer for scorer in scores}
+        chosen = [by_label[label] for label in args.show if label in by_label]
+    paper = [Scorer("loss", k) for k in CHECKPOINTS if Scorer("loss", k) in scores]
+    combined = [Scorer(name, plus_params=True) for name in base if Scorer(name, plus_params=True) in scores]
+    halving = [scorer for scorer in scores if scorer.rungs]
+    shown = list(dict.fromkeys([*chosen, *paper, *halving, *(Scorer(name) for name in base), *combined]))
     halves = {"select": select, "report": ~select, "all": np.ones_like(select)}
     halves = {half: mask for half, mask in halves.items() if mask.sum() >= 3}
     cheap = [n for n in base if n not in NOT_BEST]
