@@ -50,7 +50,8 @@ def size_prior_score(loss: float | np.ndarray, n_params: float | np.ndarray, siz
 
 @functools.cache
 def count_params(space: str, ops: tuple[int, ...]) -> int:
-    """Parameters of the benchmark's network of ``ops`` (CIFAR-10 head), counted once per architecture."""
+    """:func:`harness.networks.n_params` of the benchmark's network of ``ops`` (CIFAR-10 head), cached per
+    architecture (building the network is what costs)."""
     from harness.networks import build_network, n_params
 
     return n_params(build_network(space, ops))

@@ -199,25 +199,21 @@ def test_a_reduced_proxy_network_trains_fewer_parameters_on_the_same_batch(bench
     assert torch.equal(full.batches[0].x, small.batches[0].x)
     a, b = full.estimate(arch), small.estimate(arch)
     assert np.isfinite(b.score) and a.score != b.score
-    from harness.networks import build_network
+    from harness.networks import build_network, n_params
 
-    sizes = [
-        sum(p.numel() for p in build_network("nb201", arch.ops, **kw).parameters())
-        for kw in ({}, {"channels": 8, "cells": 1})
-    ]
+    sizes = [n_params(build_network("nb201", arch.ops, **kw)) for kw in ({}, {"channels": 8, "cells": 1})]
     assert sizes[1] < sizes[0] / 10
 
 
 def test_size_prior_divides_the_loss_by_a_power_of_the_parameter_count(bench):
-    from estimators.zero_cost import params as count_params
-    from harness.networks import build_network
+    from harness.networks import build_network, n_params
 
     arch = bench.space.parse("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|nor_conv_3x3~2|")
     plain, prior = RMI(**TINY), RMI(**TINY, size_prior=0.3)
     plain.fit(ctx(bench))
     prior.fit(ctx(bench))
     loss = -plain.estimate(arch).score
-    n = count_params(build_network("nb201", arch.ops), None, None)
+    n = n_params(build_network("nb201", arch.ops))
     assert prior.estimate(arch).score == pytest.approx(-np.log(loss) + 0.3 * np.log(n))
 
 
