@@ -41,8 +41,6 @@ BY_PAIR = {
 #: sample nor NB201's best cell above the zero one: each conv of a cell is trained on a fifth of the steps.
 PAIR = ("|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|", "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
-#: zero-cost proxies reached only as ``estimator=zero_cost estimator.proxy=NAME``, and why
-WITHOUT_ALIAS = {"epe_nas": "an extra proxy, beside the nine of the references' comparison (README)"}
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +78,7 @@ def test_every_estimator_class_has_a_config_and_every_config_names_one():
 def test_every_zero_cost_proxy_has_its_own_name():
     """``estimator=<proxy>`` for every proxy (runs of different proxies land in different folders and rows)."""
     named = {str(OmegaConf.load(CONF / "estimator" / f"{n}.yaml").proxy) for n in ALIASES if base_of(n) == "zero_cost"}
-    assert named | set(WITHOUT_ALIAS) == set(PROXIES) and not named & set(WITHOUT_ALIAS)
+    assert named == set(PROXIES)
     assert all(OmegaConf.load(CONF / "estimator" / f"{p}.yaml").name == p for p in named)
 
 
