@@ -472,7 +472,7 @@ def test_sqlite_on_a_network_filesystem_warns(tmp_path, monkeypatch, caplog):
     assert network_filesystem(Path("/mnt/my share/x"), mounts) == "sshfs"
     assert network_filesystem(Path("/tmp/x"), mounts) is None
     assert network_filesystem(Path("/tmp/x"), tmp_path / "none") is None
-    monkeypatch.setattr("harness.cache.network_filesystem", lambda path: "lustre")
+    monkeypatch.setattr("harness.cache.backends.network_filesystem", lambda path: "lustre")
     SqliteCache(tmp_path / "s.sqlite")
     (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert "network filesystem (lustre)" in warning and "not safe" in warning

@@ -1,0 +1,98 @@
+"""An estimator answered from the score cache when it can (:class:`CachedEstimator`); workers that want the
+same missing score compute it once."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import time
+
+from harness.cache.backends import ScoreCache
+from harness.interfaces import Estimator, EstimatorContext, EstimatorTags
+from harness.types import Arch, Estimate
+
+log = logging.getLogger("harness")
+
+
+def cache_slot(context: EstimatorContext, tags: EstimatorTags) -> tuple[str, str, int]:
+    """(benchmark, dataset, seed) under which an estimator's scores are stored; dataset ``*`` when they do not
+    depend on it."""
+    return context.benchmark, "*" if tags.dataset_free else context.dataset, context.seed
+
+
+class CachedEstimator(Estimator):
+    """Wraps a live estimator: answers from the cache when it can, stores every successful new score.
+
+    Parallel workers that miss the same score compute it once: the first claims it for ``lease_s`` seconds; the
+    others poll for its score (a hit), and take the claim over when it expires (its worker was killed, or is slower
+    than the lease). A worker that has waited ``wait_s`` computes the score itself. ``fit`` still runs (and is
+    charged) once per run; caching one-time work is the estimator's own business.
+
+    Args:
+        inner: the estimator to wrap.
+        cache: the score store.
+        key: :func:`estimator_key` of ``inner``'s configuration.
+        lease_s: how long a claim lasts; longer than one estimate takes, shorter than a killed worker may stall
+            the others.
+        wait_s: the longest wait for another worker's score (default ``lease_s``).
+        poll_s: the longest pause between two looks at another worker's progress.
+    """
+
+    def __init__(
+        self,
+        inner: Estimator,
+        cache: ScoreCache,
+        key: str,
+        *,
+        lease_s: float = 600.0,
+        wait_s: float | None = None,
+        poll_s: float = 1.0,
+    ) -> None:
+        self.inner = inner
+        self.cache = cache
+        self.key = key
+        self.tags = inner.tags
+        self.lease_s = lease_s
+        self.wait_s = lease_s if wait_s is None else wait_s
+        self.poll_s = poll_s
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.hits = 0
+
+    def fit(self, context: EstimatorContext) -> float:
+        self._where = cache_slot(context, self.tags)
+        self._format = context.space.format
+        return self.inner.fit(context)
+
+    def estimate(self, arch: Arch) -> Estimate:
+        benchmark, dataset, seed = self._where
+        slot = (self.key, benchmark, dataset, self._format(arch), seed)
+        hit = self._stored_or_claimed(slot)
+        if hit is not None:
+            self.hits += 1
+            return hit
+        try:
+            est = self.inner.estimate(arch)
+            self.cache.put(*slot, est)
+        finally:
+            self.cache.release(*slot, self.owner)
+        return est
+
+    def _stored_or_claimed(self, slot: tuple[str, str, str, str, int]) -> Estimate | None:
+        """The stored score of ``slot``; else None, once this worker holds its claim (or has waited ``wait_s``)."""
+        deadline, pause = time.monotonic() + self.wait_s, 0.02
+        while True:
+            hit = self.cache.get(*slot)
+            if hit is not None:
+                return hit
+            if self.cache.claim(*slot, self.owner, self.lease_s):
+                hit = self.cache.get(*slot)  # stored by a worker that released its claim since our first look
+                if hit is not None:
+                    self.cache.release(*slot, self.owner)
+                return hit
+            if time.monotonic() >= deadline:
+                log.warning("waited %.0f s for another worker's score of %s; computing it here", self.wait_s, slot[3])
+                return None
+            time.sleep(pause)
+            pause = min(2 * pause, self.poll_s)
