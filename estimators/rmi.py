@@ -11,6 +11,9 @@ step count (the loss shrinks with the steps; its ratio between candidates much l
 The candidate always trains on CIFAR-10 images with a 10-class head, because the only images and pretrained
 teachers are CIFAR-10's; on a CIFAR-100 or ImageNet16-120 table RMI therefore scores the architecture's CIFAR-10
 behaviour (a transfer), where the reference code uses that dataset's images and a teacher trained on it.
+
+Over 300 lines for a reason: each option that follows the reference code is implemented next to the others it
+interacts with (the teacher's BN mode, the feature taps, the pool, the readout).
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ Kept apart from ``__main__`` so tests and notebooks can call :func:`run_job` on 
 the order they run: :func:`prepare` builds what every seed shares (a :class:`Job`); for each seed,
 :func:`run_or_skip` skips a finished folder or takes the folder's lock and calls :func:`run_seed`, which resumes the
 folder's records, runs the task's loop (:func:`run_task`) and writes ``summary.json`` (:func:`run_summary`).
+Over 300 lines for a reason: these steps read top to bottom in the order they run, with the plug-in building
+(:func:`build`, devices, threads) they need.
 """
 
 from __future__ import annotations
