@@ -36,6 +36,8 @@ from harness.types import Arch, Estimate
 if TYPE_CHECKING:
     import torch
 
+    from harness.teachers import CifarResNet
+
 SELECTIONS = ("lowest_ce", "class_balanced", "all")
 TEACHER_BN = ("eval", "batch")
 LAST_FEATURES = ("cell", "lastact")
@@ -75,7 +77,8 @@ def linear_cka(kc: torch.Tensor, lc: torch.Tensor, lc_norm: torch.Tensor) -> tor
     """
     import torch
 
-    return (kc * lc).sum() / (kc.norm().clamp_min(torch.finfo(kc.dtype).tiny) * lc_norm)
+    scale: torch.Tensor = kc.norm().clamp_min(torch.finfo(kc.dtype).tiny) * lc_norm
+    return (kc * lc).sum() / scale
 
 
 class RMI(Estimator):
@@ -202,7 +205,7 @@ class RMI(Estimator):
         self._check_stages(len(self.batches[0].teacher))
         return elapsed()
 
-    def _batch(self, teacher: torch.nn.Module, data: cifar10.Cifar10Split) -> _Batch:
+    def _batch(self, teacher: CifarResNet, data: cifar10.Cifar10Split) -> _Batch:
         """Draw a pool with the estimator's generator, choose the batch in it, and keep the teacher's Gram matrices."""
         import torch
         import torch.nn.functional as F
@@ -323,7 +326,7 @@ class RMI(Estimator):
                 ]
             )
         rows = np.array(runs)  # (run, step, column)
-        out = rows.mean(axis=0)
+        out: np.ndarray = rows.mean(axis=0)
         out[:, -1] = rows[:, :, -1].sum(axis=0)
         return out
 

@@ -298,7 +298,7 @@ def train_epoch(recipe: Recipe, training: Training, images: Tensor, labels: Tens
         loss = F.cross_entropy(supernet(x, ops), labels[idx])
         # set_to_none: off-path weights get no gradient, so SGD leaves them (momentum, decay) untouched
         opt.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward is unannotated
+        loss.backward()
         nn.utils.clip_grad_norm_(supernet.parameters(), GRAD_CLIP)
         opt.step()
         training.scheduler.step()
