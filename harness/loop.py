@@ -300,14 +300,15 @@ def rank_metrics(
             answers[arch] = _lookup(benchmark, arch)  # NaN when a closed-set table lacks the voted architecture
         return (arch, *answers[arch])
 
-    stats: dict[str, Callable[[np.ndarray], float]] = {}
-    for split, truth in (("test", test), ("valid", valid)):
-        stats |= {
-            f"kendall_tau_{split}": lambda i, t=truth: metrics.kendall_tau(scores[i], t[i]),
-            f"top5_precision_{split}": lambda i, t=truth: metrics.top_k_precision(scores[i], t[i], 0.05),
-            f"top10_precision_{split}": lambda i, t=truth: metrics.top_k_precision(scores[i], t[i], 0.1),
-            f"top1_regret_{split}": lambda i, t=truth: metrics.top1_regret(scores[i], t[i]),
+    def against(split: str, truth: np.ndarray) -> dict[str, Callable[[np.ndarray], float]]:
+        return {
+            f"kendall_tau_{split}": lambda i: metrics.kendall_tau(scores[i], truth[i]),
+            f"top5_precision_{split}": lambda i: metrics.top_k_precision(scores[i], truth[i], 0.05),
+            f"top10_precision_{split}": lambda i: metrics.top_k_precision(scores[i], truth[i], 0.1),
+            f"top1_regret_{split}": lambda i: metrics.top1_regret(scores[i], truth[i]),
         }
+
+    stats = against("test", test) | against("valid", valid)
     stats["vote_answer_valid_acc"] = lambda i: vote_answer(i)[1]
     stats["vote_answer_test_acc"] = lambda i: vote_answer(i)[2]
     everything = np.arange(len(archs))

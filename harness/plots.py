@@ -29,6 +29,12 @@ def _figure(ncols: int, width: float = 6.4, height: float = 4.6) -> tuple[Any, l
     return fig, list(axes[0])
 
 
+def _panels(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    """The (benchmark, dataset) pairs in ``frame``, sorted: one panel each."""
+    pairs = frame[["benchmark", "dataset"]].dropna().drop_duplicates()
+    return sorted(zip(pairs["benchmark"].astype(str), pairs["dataset"].astype(str), strict=True))
+
+
 def _unit_kind(cost_unit: str) -> str:
     return "recorded" if cost_unit.startswith("recorded") else "measured"
 
@@ -59,7 +65,7 @@ def fig1a(rank: pd.DataFrame) -> Any:
     total_cost_s, cost_unit, n_scored, benchmark, dataset). Several seeds of an estimator are drawn as their mean
     with the spread of the seeds' intervals. Runs written before a metric existed are left out of its panel.
     """
-    panels = sorted(rank.groupby(["benchmark", "dataset"]).groups)
+    panels = _panels(rank)
     fig, axes = _figure(2 * len(panels))
     for p, (bench, dataset) in enumerate(panels):
         df = rank[(rank["benchmark"] == bench) & (rank["dataset"] == dataset)]
@@ -126,7 +132,7 @@ def fig1b(search: pd.DataFrame) -> Any:
     One marker shape per searcher, filled when the estimator is RMI and hollow otherwise (the paper's "with /
     without RMI"), one colour per estimator; a dashed line at the benchmark's best test accuracy.
     """
-    panels = sorted(search.groupby(["benchmark", "dataset"]).groups)
+    panels = _panels(search)
     fig, axes = _figure(len(panels))
     estimators = sorted(search["estimator"].unique())
     colors = {e: f"C{i}" for i, e in enumerate(estimators)}
@@ -180,7 +186,7 @@ def regret(curves: pd.DataFrame) -> Any:
     ``curves``: one row per run with columns benchmark, dataset, searcher, estimator, cost_unit, clock (array),
     regret (array) as made by :func:`incumbent_regret`.
     """
-    panels = sorted(curves.groupby(["benchmark", "dataset"]).groups)
+    panels = _panels(curves)
     fig, axes = _figure(len(panels))
     for ax, (bench, dataset) in zip(axes, panels, strict=True):
         df = curves[(curves["benchmark"] == bench) & (curves["dataset"] == dataset)]

@@ -53,7 +53,7 @@ class Reinforce(Searcher):
     def probabilities(self) -> np.ndarray:
         """Current policy: one row of option probabilities per decision."""
         z = np.exp(self.logits - self.logits.max(axis=1, keepdims=True))
-        return z / z.sum(axis=1, keepdims=True)
+        return np.asarray(z / z.sum(axis=1, keepdims=True))
 
     def propose(self) -> Arch:
         cum = np.cumsum(self.probabilities(), axis=1)

@@ -64,7 +64,8 @@ class RMINAS(Searcher):
         tie_break: str = "index",
     ) -> None:
         super().__init__(space, rng, unique=unique)
-        counts = {
+        # checked as a config may give them, whatever the annotations say
+        counts: dict[str, object] = {
             "n_warmup": n_warmup,
             "n_trees": n_trees,
             "n_candidates": n_candidates,
@@ -74,7 +75,8 @@ class RMINAS(Searcher):
         for name, value in counts.items():
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ConfigError(f"rminas: {name} must be an integer >= 1, got {value!r}")
-        if isinstance(positive_quantile, bool) or not isinstance(positive_quantile, numbers.Real):
+        quantile: object = positive_quantile
+        if isinstance(quantile, bool) or not isinstance(quantile, numbers.Real):
             raise ConfigError(f"rminas: positive_quantile must be a number in (0, 1), got {positive_quantile!r}")
         if not 0 < positive_quantile < 1:
             raise ConfigError(f"rminas: positive_quantile must be in (0, 1), got {positive_quantile!r}")

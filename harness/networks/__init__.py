@@ -35,9 +35,10 @@ def build_network(
         if exc.name != name:
             raise
         module = None
-    if not hasattr(module, "build"):
+    build = getattr(module, "build", None)
+    if build is None:
         raise ConfigError(f"no torch network is defined for search space {space!r} (no build() in {name})")
-    return module.build(ops, num_classes=NUM_CLASSES[dataset], channels=channels, cells=cells)
+    return build(ops, num_classes=NUM_CLASSES[dataset], channels=channels, cells=cells)
 
 
 def n_params(net: Any) -> int:
