@@ -95,7 +95,8 @@ def readouts(traj: pd.DataFrame, params: np.ndarray | None) -> Scores:
                 out[Scorer(name, k, plus_params=True)] = ((rank01(score) + rank01(params)) / 2, cost)
         if params is not None:
             for w in PRIOR_WEIGHTS:
-                out[Scorer("loss", k, size_prior=w)] = (size_prior_score(wide["loss"][k].to_numpy(), params, w), cost)
+                prior = np.asarray(size_prior_score(wide["loss"][k].to_numpy(), params, w))
+                out[Scorer("loss", k, size_prior=w)] = (prior, cost)
     return out
 
 
@@ -212,7 +213,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         pd.concat(tables, axis=1).to_csv(args.out, float_format="%.4f")
 
-    fmt = {"float_format": "%.3f"}
     print(f"{len(archs)} architectures: {select.sum()} select, {(~select).sum()} report; tau vs test accuracy\n")
     titles = {
         "select": f"The {args.top} best of {len(rmi)} RMI read-outs on the select half, the paper's, the baselines:",
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         "all": "All architectures:",
     }
     for half, table in tables.items():
-        print(f"{titles[half]}\n{table.to_string(**fmt)}\n")
+        print(f"{titles[half]}\n{table.to_string(float_format='%.3f')}\n")
     return 0
 
 

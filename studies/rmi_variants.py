@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             loss = run["loss"][k].loc[archs].to_numpy()
             reference.setdefault(k, loss)
             row = {"variant": label, "steps": k, "s_per_arch": run["seconds"][k].loc[archs].mean()}
-            for name, score in (("loss", -loss), ("prior", size_prior_score(loss, params, PRIOR))):
+            for name, score in (("loss", -loss), ("prior", np.asarray(size_prior_score(loss, params, PRIOR)))):
                 ok = np.isfinite(score)
                 row[f"tau_{name}"] = metrics.kendall_tau(score[ok], test[ok])
                 row[f"{name}_lo"], row[f"{name}_hi"] = metrics.tau_ci(score[ok], test[ok], seeding.rng(0, "bootstrap"))
