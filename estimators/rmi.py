@@ -77,8 +77,8 @@ def linear_cka(kc: torch.Tensor, lc: torch.Tensor, lc_norm: torch.Tensor) -> tor
     """
     import torch
 
-    scale: torch.Tensor = kc.norm().clamp_min(torch.finfo(kc.dtype).tiny) * lc_norm
-    return (kc * lc).sum() / scale
+    # Tensor.norm is unannotated in torch; an annotated local would change the code hash that keys stored scores
+    return (kc * lc).sum() / (kc.norm().clamp_min(torch.finfo(kc.dtype).tiny) * lc_norm)  # type: ignore[no-any-return]
 
 
 class RMI(Estimator):
@@ -326,9 +326,9 @@ class RMI(Estimator):
                 ]
             )
         rows = np.array(runs)  # (run, step, column)
-        out: np.ndarray = rows.mean(axis=0)
+        out = rows.mean(axis=0)
         out[:, -1] = rows[:, :, -1].sum(axis=0)
-        return out
+        return out  # type: ignore[no-any-return]  # numpy: mean(axis) of a shapeless array is Any; as for linear_cka
 
 
 @dataclass(frozen=True)

@@ -35,10 +35,10 @@ def build_network(
         if exc.name != name:
             raise
         module = None
-    build = getattr(module, "build", None)
-    if build is None:
+    if not hasattr(module, "build"):
         raise ConfigError(f"no torch network is defined for search space {space!r} (no build() in {name})")
-    return build(ops, num_classes=NUM_CLASSES[dataset], channels=channels, cells=cells)
+    # not None (hasattr above); narrowing it in code would change the code hash that keys stored scores
+    return module.build(ops, num_classes=NUM_CLASSES[dataset], channels=channels, cells=cells)  # type: ignore[union-attr]
 
 
 def n_params(net: Any) -> int:
