@@ -331,7 +331,7 @@ def run_summary(
         "test_split": getattr(job.benchmark, "has_test_split", True),
         **result.summary,
         "n_resumed": n_resumed,
-        "started_utc": started or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "started_utc": started or dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "versions": _versions(),
         "config": seed_config(job, seed),
     }

@@ -249,7 +249,7 @@ def _csv_lines(rows: list[tuple[Any, ...]]) -> str:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def read_records(folder: str | os.PathLike[str]) -> Any:
