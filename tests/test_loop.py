@@ -106,26 +106,6 @@ def test_rank_reports_correlations_on_distinct_architectures(toy):
     assert s["total_cost_s"] == pytest.approx(sum(toy.query(a).train_cost_s for a in archs))
 
 
-def test_sample_distinct_refuses_the_impossible(toy):
-    with pytest.raises(ConfigError, match="ask for fewer"):
-        sampling.sample_distinct(toy.space, 65, np.random.default_rng(0))
-
-
-def test_select_and_report_samples_are_disjoint_halves_of_the_all_sample():
-    from harness.spaces.nb201 import NB201Space
-
-    space = NB201Space()
-    every, _ = sampling.sample_distinct(space, 300, np.random.default_rng(3))
-    select, _ = sampling.sample_distinct(space, 60, np.random.default_rng(3), "select")
-    report, _ = sampling.sample_distinct(space, 60, np.random.default_rng(3), "report")
-    other, _ = sampling.sample_distinct(space, 60, np.random.default_rng(4), "report")
-    assert {space.iso_key(a) for a in select}.isdisjoint(space.iso_key(a) for a in report + other)
-    assert select == [a for a in every if sampling.split_of(space, a) == "select"][:60]
-    assert report == [a for a in every if sampling.split_of(space, a) == "report"][:60]
-    with pytest.raises(ConfigError, match="split='train' is not one of all, select, report"):
-        sampling.sample_distinct(space, 5, np.random.default_rng(0), "train")
-
-
 def test_rank_reports_the_top_of_the_sample_with_intervals(toy):
     archs, _ = sampling.sample_distinct(toy.space, 40, np.random.default_rng(0))
     s = loop.rank(toy, TableEstimator(), archs, toy_context(toy), ci_rng=np.random.default_rng(0)).summary
