@@ -142,23 +142,19 @@ def read_partial_records(path: Path) -> list[EvalRecord]:
 
 
 def _record(row: dict[str, str]) -> EvalRecord:
-    score, cost_s, clock_s, wall_s, test_acc = (
-        float(row[k]) for k in ("score", "cost_s", "clock_s", "wall_s", "test_acc")
-    )
-    answer_test_acc = float(row.get("answer_test_acc", "nan"))
     return EvalRecord(
-        int(row["step"]),
-        row["arch"],
-        score,
-        cost_s,
-        clock_s,
-        wall_s,
+        step=int(row["step"]),
+        arch=row["arch"],
+        score=float(row["score"]),
+        cost_s=float(row["cost_s"]),
+        clock_s=float(row["clock_s"]),
+        wall_s=float(row["wall_s"]),
         device=row["device"],
         status=row["status"],
         reason=row["reason"],
-        test_acc=test_acc,
+        test_acc=float(row["test_acc"]),
         answer=row.get("answer", ""),
-        answer_test_acc=answer_test_acc,
+        answer_test_acc=float(row.get("answer_test_acc", "nan")),
     )
 
 
