@@ -171,7 +171,8 @@ def score_key(cfg: DictConfig, estimator: Estimator, space: SearchSpace) -> str:
     """The score cache's key for this job's estimator (:func:`harness.cache.estimator_key`)."""
     params = plain(cfg.estimator)
     device = resolve_device(cfg.device, estimator.tags.live)
-    return estimator_key(params, estimator, space=space, device=device, data_dir=cfg.data_dir)
+    threads = cfg.threads if cfg.threads is not None else default_threads()
+    return estimator_key(params, estimator, space=space, device=device, data_dir=cfg.data_dir, threads=threads)
 
 
 def default_threads() -> int:

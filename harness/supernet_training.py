@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from harness import cifar10, seeding
 from harness.budget import stopwatch
+from harness.cache.keys import code_hash
 from harness.errors import EstimatorError
 from harness.interfaces import SearchSpace
 from harness.networks.supernet import Supernet, build_supernet
@@ -43,8 +44,6 @@ LR_MIN = 0.001
 #: gradient-norm clipping at 5, as in NB201's weight-sharing scripts (xautodl ``exps/algos/RANDOM-NAS.py``); paths
 #: differ wildly in scale (a cell of skip connections sums its inputs), and early training is unstable without it
 GRAD_CLIP = 5.0
-#: bumped when a change of this file changes what training computes (old checkpoints are then not reused)
-CHECKPOINT_VERSION = 2
 #: networks and images in NHWC layout: about 20% faster convolutions on a CPU (oneDNN), also fine on CUDA
 MEMORY_FORMAT = torch.channels_last
 _KEYS = {"config_hash", "epoch", "train_seconds", "supernet", "optimizer", "scheduler"}
@@ -112,7 +111,9 @@ class Recipe:
     def config(self) -> dict[str, Any]:
         """The recipe as a JSON-able dict, fixed settings included: what a checkpoint is keyed by."""
         return {
-            "version": CHECKPOINT_VERSION,
+            # the code that trains it, keyed as the score cache keys a score (harness.cache.keys): an edit that
+            # changes what training computes never reuses an old checkpoint, and one that does not keeps it
+            "code": code_hash(__name__, type(self.space).__module__),
             "space": self.space.name,
             "dataset": self.dataset,
             "seed": self.seed,

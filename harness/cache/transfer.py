@@ -13,13 +13,27 @@ from harness.cache.backends import EXPORT_COLUMNS, ScoreCache, open_cache
 from harness.cache.keys import estimator_key
 from harness.errors import ConfigError
 
+#: the parts of a score key that are not the estimator's parameters (see :func:`estimator_key`)
+_DERIVED = ("code", "torch", "device", "cpu", "threads", "gpu", "data")
 
-def export_scores(cache: ScoreCache, path: Path, estimator: str | None = None) -> int:
-    """Write the cache's rows (of one estimator key) to a CSV file, atomically; returns the number of rows."""
+
+def params_of(key: str) -> dict[str, Any]:
+    """The estimator parameters in score key ``key`` (its config, ``_target_`` included)."""
+    return {k: v for k, v in json.loads(key).items() if k not in _DERIVED}
+
+
+def export_scores(
+    cache: ScoreCache, path: Path, estimator: str | None = None, *, params: dict[str, Any] | None = None
+) -> int:
+    """Write the cache's rows to a CSV file, atomically; returns the number of rows. ``estimator``: only the rows of
+    that key; ``params``: only those of an estimator with these parameters, whatever its code, torch, device,
+    kernels, threads and data files (:func:`params_of`)."""
     import csv
     import io
 
     rows = cache.rows(estimator)
+    if params is not None:
+        rows = [row for row in rows if params_of(row[0]) == params]
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(EXPORT_COLUMNS)
@@ -35,6 +49,7 @@ def read_scores(path: Path) -> list[tuple[Any, ...]]:
     import csv
 
     from harness.errors import DataFileError
+    from harness.experiment import DEVICE
 
     try:
         with path.open(newline="") as handle:
@@ -58,30 +73,80 @@ def read_scores(path: Path) -> list[tuple[Any, ...]]:
             row = (estimator, benchmark, dataset, arch, int(seed), float(score), float(cost), device, float(created))
             if not (math.isfinite(row[5]) and math.isfinite(row[6]) and row[6] >= 0 and all(row[1:4])):
                 raise ValueError("a non-finite score, a negative or non-finite cost, or an empty field")
+            if not DEVICE.fullmatch(device) or device == "auto":
+                raise ValueError(f"unknown device {device!r} (cpu, cuda, cuda:N or mps)")
         except ValueError as exc:
             raise DataFileError(f"score file {path}, line {number}: {exc}; nothing was imported") from exc
         rows.append(row)
     return rows
 
 
-def check_key(key: str, benchmark: str, data_dir: str | None) -> None:
-    """Raise :class:`~harness.errors.ConfigError` unless this checkout computes the scores of ``key`` on
-    ``benchmark`` with the same code, torch and data files (the key would then be the same)."""
-    from hydra.utils import instantiate
+def _names_code(value: Any) -> bool:
+    """True if ``value`` holds a ``_target_`` (or Hydra's other instantiation keys) anywhere: an object to build."""
+    if isinstance(value, dict):
+        return any(str(k).startswith("_") or _names_code(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_names_code(v) for v in value)
+    return False
 
+
+def known_estimator(params: dict[str, Any]) -> Any:
+    """The config node of an estimator this checkout knows by name (``conf/estimator/NAME.yaml``) with the same
+    ``_target_`` and the same parameter names as ``params``, with ``params``' values; a :class:`ConfigError` when
+    there is none. Nothing a file names is imported: the target is this checkout's own."""
+    from omegaconf import OmegaConf
+
+    from harness.config import CONF, compose
+    from harness.experiment import plain
+
+    target = params.get("_target_")
+    names = set(params) - {"_target_"}
+    for yaml in sorted((CONF / "estimator").glob("*.yaml")):
+        node = compose([f"estimator={yaml.stem}"]).estimator
+        known = plain(node)
+        if known["_target_"] == target and set(known) - {"_target_", "name"} == names:
+            return OmegaConf.merge(node, params)
+    raise ConfigError(
+        f"scores of an estimator this checkout does not know ({target!r} with parameters {sorted(names)}): "
+        "no conf/estimator/*.yaml has that _target_ and those parameters; import them in a checkout that has it"
+    )
+
+
+def check_key(key: str, benchmark: str, data_dir: str | None) -> None:
+    """Raise :class:`~harness.errors.ConfigError` unless ``key`` is the key this checkout computes for an estimator
+    it knows by name (:func:`known_estimator`) on ``benchmark``: the same parameters, code, torch and data files.
+    The file's key is data: it is parsed and compared, never instantiated."""
     from harness.config import compose
-    from harness.experiment import build
+    from harness.experiment import DEVICE, build
 
     stored = json.loads(key)
-    params = {k: v for k, v in stored.items() if k not in ("code", "torch", "device", "data")}
+    if not isinstance(stored, dict):
+        raise ConfigError(f"a score key must be a JSON object, got {key[:80]!r}")
+    params = params_of(key)
+    if any(_names_code(v) for v in params.values()) or any(k.startswith("_") and k != "_target_" for k in params):
+        raise ConfigError(
+            f"a score key of {params.get('_target_')!r} names an object to build in its parameters; score files "
+            "carry data only: nothing was imported"
+        )
+    device = stored.get("device", "cpu")
+    if not isinstance(device, str) or not DEVICE.fullmatch(device) or device == "auto":
+        raise ConfigError(f"a score key names an unknown device {device!r} (cpu, cuda or mps): nothing was imported")
+    node = known_estimator(params)
     try:
-        estimator = instantiate(params)
         _, make_benchmark = build(compose([f"benchmark={benchmark}"]).benchmark)
-    except Exception as exc:  # noqa: BLE001 - an unknown target or benchmark is a file from another version
-        raise ConfigError(f"scores of an estimator this checkout cannot build ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:  # noqa: BLE001 - any failure to compose is an unknown benchmark name
+        raise ConfigError(
+            f"scores of an unknown benchmark {benchmark!r} ({type(exc).__name__}): nothing imported"
+        ) from exc
+    _, make_estimator = build(node)
     mine = json.loads(
         estimator_key(
-            params, estimator, space=make_benchmark().space, device=stored.get("device", "cpu"), data_dir=data_dir
+            params,
+            make_estimator(),
+            space=make_benchmark().space,
+            device=device,
+            data_dir=data_dir,
+            threads=stored["threads"] if isinstance(stored.get("threads"), int) else None,
         )
     )
     differ = sorted(k for k in mine.keys() | stored.keys() if mine.get(k) != stored.get(k))
@@ -93,14 +158,45 @@ def check_key(key: str, benchmark: str, data_dir: str | None) -> None:
         )
 
 
+def refuse_conflicts(path: Path, rows: list[tuple[Any, ...]], stored: dict[tuple[Any, ...], float]) -> None:
+    """Raise a :class:`~harness.errors.DataFileError` if ``rows`` of score file ``path`` give two scores for one
+    slot (key, benchmark, dataset, arch, seed), among themselves or against the ``stored`` scores. Scores equal up
+    to float32 rounding (the last bits that a thread count can change) do not conflict."""
+    from harness.errors import DataFileError
+
+    seen, found = dict(stored), []
+    for row in rows:
+        slot, score = tuple(row[:5]), row[5]
+        other = seen.setdefault(slot, score)
+        if not math.isclose(other, score, rel_tol=1e-6, abs_tol=1e-9):
+            found.append(f"{slot[3]} (seed {slot[4]}, {slot[1]}/{slot[2]}): {score!r} against {other!r}")
+    if found:
+        raise DataFileError(
+            f"score file {path} gives {len(found)} scores that differ from another score of the same key "
+            f"(first: {found[0]}); nothing was imported: a key names one computation, so one of them is not what "
+            "it claims"
+        )
+
+
+def import_scores(cache: ScoreCache, path: Path, rows: list[tuple[Any, ...]]) -> int:
+    """Store ``rows`` of score file ``path`` in ``cache`` in one transaction, unless one conflicts with another or
+    with a stored score (:func:`refuse_conflicts`: nothing imported); returns how many were new."""
+    refuse_conflicts(path, rows, {tuple(r[:5]): r[5] for key in {r[0] for r in rows} for r in cache.rows(key)})
+    return cache.put_rows(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m harness.cache export|import FILE [overrides]``."""
+    """``python -m harness.cache export|import FILE [overrides]``. An import reads and checks the whole file before
+    it opens the cache, so a file that is refused leaves no database behind."""
     import argparse
     import sys
 
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
     from harness.config import compose
     from harness.errors import HarnessError
-    from harness.experiment import build, score_key
+    from harness.experiment import plain
 
     parser = argparse.ArgumentParser(
         prog="python -m harness.cache", description="Move live estimators' scores between machines."
@@ -113,24 +209,31 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         cfg = compose(args.overrides)
-        cache = open_cache(cfg.score_cache, cfg.cache_dir)
-        if cache is None:
-            raise ConfigError("score_cache=off: name the score cache to export from or import into")
         if args.command == "export":
-            key = None
+            cache = open_cache(cfg.score_cache, cfg.cache_dir)
+            if cache is None:
+                raise ConfigError("score_cache=off: name the score cache to export from")
+            params = None
             if any(o.startswith("estimator") for o in args.overrides):
-                _, make_estimator = build(cfg.estimator)
-                _, make_benchmark = build(cfg.benchmark)
-                key = score_key(cfg, make_estimator(), make_benchmark().space)
-            n = export_scores(cache, args.file, key)
+                params = {k: v for k, v in plain(cfg.estimator).items() if k != "name"}
+            n = export_scores(cache, args.file, params=params)
             print(f"exported {n} scores to {args.file}")
             return 0
+        if cfg.score_cache == "off":
+            raise ConfigError("score_cache=off: name the score cache to import into")
         rows = read_scores(args.file)
         for key, benchmark in sorted({(r[0], r[1]) for r in rows}):
             check_key(key, benchmark, cfg.data_dir)
-        new = cache.put_rows(rows)
+        refuse_conflicts(args.file, rows, {})
+        cache = open_cache(cfg.score_cache, cfg.cache_dir)
+        assert cache is not None
+        new = import_scores(cache, args.file, rows)
         print(f"imported {new} new scores ({len(rows) - new} already present) from {args.file} into {cache.where}")
         return 0
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (HydraException, OmegaConfBaseException) as exc:  # an unknown estimator or key in the overrides
+        detail = " ".join(str(exc).split()).split(" Config search path:")[0]
+        print(f"error: {detail}", file=sys.stderr)
         return 2
