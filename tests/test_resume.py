@@ -227,3 +227,25 @@ def test_a_run_stopped_three_times_once_during_its_replay_gives_the_uninterrupte
     assert reproducible_part(folder / storage.RECORDS) == reproducible_part(whole / storage.RECORDS)
     assert storage.read_summary(folder)["n_resumed"] == len(third)
 
+
+def test_kill_9_mid_estimate_then_the_same_command_does_not_wait_for_the_dead_claim(nb201_csv, tmp_path):
+    for _ in range(5):  # kill -9 while an estimate is in flight: its claim (a 60 s lease) is in the database
+        proc = _cli(*_slow_job(tmp_path), tmp_path=tmp_path)
+        _wait_for_rows(tmp_path, 20, proc)
+        with sqlite3.connect(tmp_path / "s.sqlite") as db:
+            while proc.poll() is None and not db.execute("SELECT COUNT(*) FROM claims").fetchone()[0]:
+                pass
+            proc.kill()
+            proc.wait()
+            held = db.execute("SELECT arch FROM claims").fetchall()
+        if held:
+            break
+    assert len(held) == 1, held
+    t0 = time.monotonic()
+    again = _cli(*_slow_job(tmp_path), tmp_path=tmp_path)
+    _, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err
+    rows = storage.read_partial_records(_records(tmp_path))
+    (claimed,) = [r for r in rows if r.arch == held[0][0]]
+    assert claimed.status == "ok" and claimed.wall_s < 5, claimed  # taken over at once, not waited for
+    print(f"re-run after kill -9 mid-estimate: {time.monotonic() - t0:.1f} s, {claimed.wall_s:.3f} s on {claimed.arch}")

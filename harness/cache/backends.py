@@ -11,7 +11,11 @@ import abc
 import contextlib
 import logging
 import math
+import os
+import secrets
+import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -50,7 +54,7 @@ CREATE TABLE IF NOT EXISTS claims (
     dataset   TEXT NOT NULL,
     arch      TEXT NOT NULL,
     seed      INTEGER NOT NULL,
-    owner     TEXT NOT NULL,              -- host:pid:random of the worker computing this score
+    owner     TEXT NOT NULL,              -- host:pid:start:random of the worker computing it (claim_owner)
     expires   DOUBLE PRECISION NOT NULL,  -- the database's clock, Unix seconds; later, another worker may take over
     PRIMARY KEY (estimator, benchmark, dataset, arch, seed)
 )
@@ -73,6 +77,45 @@ _CLAIM = (
     "ON CONFLICT (estimator, benchmark, dataset, arch, seed) DO UPDATE SET owner = excluded.owner, "
     "expires = excluded.expires WHERE claims.expires < {now} OR claims.owner = excluded.owner"
 )
+#: take over the claim of a worker that is gone, or extend one's own: (owner, lease_s, *slot, previous owner)
+_TAKE = f"UPDATE claims SET owner=?, expires={{now}} + ? WHERE {_SLOT} AND owner=?"
+
+
+def _start_time(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, ``/proc/<pid>/stat`` field 22), ``""`` where there is
+    no ``/proc`` (the pid alone then tells), None when no such process runs."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        if Path("/proc/self/stat").exists():
+            return None
+    except OSError:
+        return ""
+    else:
+        return stat.rpartition(")")[2].split()[19]
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return ""
+
+
+def claim_owner() -> str:
+    """This process's name in the claims table, ``host:pid:start:random``: the pid with its start time, so that
+    a later process given the same pid is not taken for it."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}:{secrets.token_hex(4)}"
+
+
+def owner_gone(owner: str) -> bool:
+    """True if ``owner`` (:func:`claim_owner`) is a process of this host that no longer runs. A process of another
+    host is never known gone: its claim ends with its lease, which it renews while it works."""
+    host, pid, start, _ = (owner.rsplit(":", 3) + ["", "", ""])[:4]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    now = _start_time(int(pid))
+    return now is None or (bool(start) and bool(now) and now != start)
 
 
 class ScoreCache(abc.ABC):
@@ -85,7 +128,8 @@ class ScoreCache(abc.ABC):
     """
 
     where: str
-    _db: Any  # a DB-API connection in autocommit mode
+    _db: Any  # a DB-API connection in autocommit mode, shared with a claim's heartbeat thread under _lock
+    _lock: threading.RLock
     #: SQL for the database's clock in Unix seconds (claims expire by it, whichever machine asks)
     _now: str
     #: statements run at the start of the transaction that creates the tables
@@ -93,13 +137,15 @@ class ScoreCache(abc.ABC):
 
     def _execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
         """Run one statement (``?`` placeholders); returns the cursor."""
-        return self._db.execute(sql, args)
+        with self._lock:
+            return self._db.execute(sql, args)
 
     def _execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
         """Run one statement per row; returns the number of rows changed."""
-        cursor = self._db.cursor()
-        cursor.executemany(sql, rows)
-        return int(cursor.rowcount)
+        with self._lock:
+            cursor = self._db.cursor()
+            cursor.executemany(sql, rows)
+            return int(cursor.rowcount)
 
     @abc.abstractmethod
     def _transaction(self) -> contextlib.AbstractContextManager[Any]:
@@ -129,9 +175,26 @@ class ScoreCache(abc.ABC):
         self, estimator: str, benchmark: str, dataset: str, arch: str, seed: int, owner: str, lease_s: float
     ) -> bool:
         """Claim the right to compute a score for ``lease_s`` seconds; False while another owner's claim is live.
-        An expired claim (its worker was killed, or is slower than its lease) is taken over."""
-        sql = _CLAIM.format(now=self._now)
-        cursor = self._execute(sql, (estimator, benchmark, dataset, arch, seed, owner, float(lease_s)))
+        A claim whose lease ran out (its worker, on any host, stopped renewing it) is taken over, and so is at once
+        one whose worker was a process of this host that is gone (:func:`owner_gone`)."""
+        slot = (estimator, benchmark, dataset, arch, seed)
+        if int(self._execute(_CLAIM.format(now=self._now), (*slot, owner, float(lease_s))).rowcount) == 1:
+            return True
+        row = self._execute(f"SELECT owner FROM claims WHERE {_SLOT}", slot).fetchone()
+        if row is None or not owner_gone(str(row[0])):
+            return False
+        log.info("took over the claim on %s of %s, a process of this host that is gone", arch, row[0])
+        return self._take(slot, str(row[0]), owner, lease_s)
+
+    def renew(
+        self, estimator: str, benchmark: str, dataset: str, arch: str, seed: int, owner: str, lease_s: float
+    ) -> bool:
+        """Extend ``owner``'s claim to ``lease_s`` seconds from now; False if it holds none (released, or taken
+        over after its lease ran out). Never creates a claim."""
+        return self._take((estimator, benchmark, dataset, arch, seed), owner, owner, lease_s)
+
+    def _take(self, slot: tuple[str, str, str, str, int], previous: str, owner: str, lease_s: float) -> bool:
+        cursor = self._execute(_TAKE.format(now=self._now), (owner, float(lease_s), *slot, previous))
         return int(cursor.rowcount) == 1
 
     def release(self, estimator: str, benchmark: str, dataset: str, arch: str, seed: int, owner: str) -> None:
@@ -213,6 +276,7 @@ class SqliteCache(ScoreCache):
     def __init__(self, path: str | Path, timeout_s: float = 60.0) -> None:
         self.path = Path(path)
         self.where = str(self.path)
+        self._lock = threading.RLock()
         fs = network_filesystem(self.path.parent)
         if fs is not None:
             log.warning(
@@ -224,7 +288,7 @@ class SqliteCache(ScoreCache):
             )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
+            self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(
                 f"cannot open the score database {self.path} ({_one_line(exc)}): point score_cache at a writable "
@@ -270,7 +334,7 @@ class SqliteCache(ScoreCache):
 
     def _execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
         try:
-            return self._db.execute(sql, args)
+            return super()._execute(sql, args)
         except sqlite3.DatabaseError as exc:
             name = getattr(exc, "sqlite_errorname", "")  # Python >= 3.11
             if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in str(exc):
@@ -279,7 +343,7 @@ class SqliteCache(ScoreCache):
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
-        with self._db:  # COMMIT at the end, ROLLBACK on any error
+        with self._lock, self._db:  # COMMIT at the end, ROLLBACK on any error
             self._execute("BEGIN IMMEDIATE")  # the write lock now: no other writer between our reads and writes
             yield
 
@@ -317,6 +381,7 @@ class PostgresCache(ScoreCache):
 
     def __init__(self, url: str, timeout_s: float = 60.0) -> None:
         self.where = _redacted(url)
+        self._lock = threading.RLock()
         try:
             import psycopg
         except ImportError as exc:
@@ -331,13 +396,15 @@ class PostgresCache(ScoreCache):
             raise ConfigError(f"cannot use the score database {self.where}: {_one_line(exc)}") from exc
 
     def _execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
-        return self._db.execute(sql.replace("?", "%s"), args)
+        return super()._execute(sql.replace("?", "%s"), args)
 
     def _execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
         return super()._execute_many(sql.replace("?", "%s"), rows)
 
-    def _transaction(self) -> contextlib.AbstractContextManager[Any]:
-        return self._db.transaction()
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        with self._lock, self._db.transaction():
+            yield
 
 
 def open_cache(setting: str, cache_dir: str | None) -> ScoreCache | None:
