@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -17,12 +18,12 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from harness import paths
-from harness.errors import ConfigError, StateFileError
+from harness.errors import ConfigError, ServiceUnavailable, StateFileError
 from harness.types import Estimate
 
 if TYPE_CHECKING:
@@ -118,17 +119,37 @@ def owner_gone(owner: str) -> bool:
     return now is None or (bool(start) and bool(now) and now != start)
 
 
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+_C = TypeVar("_C", bound="ScoreCache")
+
+
+def _retried(method: Callable[Concatenate[_C, _P], _T]) -> Callable[Concatenate[_C, _P], _T]:
+    """``method`` run by :meth:`ScoreCache._retrying`: reconnected and retried while the database is away."""
+
+    def retried(self: _C, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        return self._retrying(lambda: method(self, *args, **kwargs))
+
+    functools.update_wrapper(retried, method)
+    return retried
+
+
 class ScoreCache(abc.ABC):
     """The score store, with what its two backends share: every query, first write wins, non-finite scores never
-    stored. A backend (:class:`SqliteCache`, :class:`PostgresCache`) opens the connection and gives the SQL
-    dialect's details; :func:`open_cache` picks one from the ``score_cache`` setting.
+    stored, and faults of the database's machinery (a lost connection, a server restart, an I/O error, a full
+    disk) reconnected and retried for up to ``retry_s`` seconds, then a
+    :class:`~harness.errors.ServiceUnavailable`. A backend (:class:`SqliteCache`, :class:`PostgresCache`) opens
+    the connection and gives the SQL dialect's details; :func:`open_cache` picks one from the ``score_cache``
+    setting.
 
     Attributes:
         where: the database, for messages: a file path or a URL without its password.
     """
 
     where: str
-    _db: Any  # a DB-API connection in autocommit mode, shared with a claim's heartbeat thread under _lock
+    #: how long one operation goes on reconnecting to a database that went away, with a growing pause
+    retry_s: float = 60.0
+    _db: Any  # a DB-API connection in autocommit mode (None after a fault), shared with a claim's heartbeat thread
     _lock: threading.RLock
     #: SQL for the database's clock in Unix seconds (claims expire by it, whichever machine asks)
     _now: str
@@ -151,17 +172,67 @@ class ScoreCache(abc.ABC):
     def _transaction(self) -> contextlib.AbstractContextManager[Any]:
         """A transaction: committed at the end of the block, rolled back on any error."""
 
+    @abc.abstractmethod
+    def _connect(self) -> Any:
+        """A new connection to the database (its tables exist)."""
+
+    @abc.abstractmethod
+    def _fault(self, exc: Exception) -> bool:
+        """Whether ``exc`` is a fault of the database's machinery (worth a new connection and another try), not
+        of the request."""
+
+    def _retrying(self, operation: Callable[[], _T]) -> _T:
+        """``operation`` on a live connection; after a fault, on a new one, with a pause that doubles up to 5 s,
+        for up to ``retry_s`` seconds (logged once); then :class:`~harness.errors.ServiceUnavailable`."""
+        deadline, pause = 0.0, 0.1
+        while True:
+            try:
+                with self._lock:
+                    if self._db is None:
+                        self._db = self._connect()
+                    result = operation()
+                if deadline:
+                    log.warning("the score database %s answers again", self.where)
+                return result
+            except Exception as exc:
+                if not self._fault(exc):
+                    raise
+                with self._lock:
+                    if self._db is not None:
+                        with contextlib.suppress(Exception):
+                            self._db.close()
+                        self._db = None
+                now = time.monotonic()
+                if not deadline:
+                    deadline = now + self.retry_s
+                    log.warning(
+                        "the score database %s failed (%s); reconnecting for up to %g s",
+                        self.where,
+                        _one_line(exc),
+                        self.retry_s,
+                    )
+                if now >= deadline:
+                    raise ServiceUnavailable(
+                        f"the score database {self.where} is unreachable ({_one_line(exc)}; retried for "
+                        f"{self.retry_s:g} s): the run stopped, every finished evaluation is kept in its records.csv; "
+                        "run the same command again to resume once the database is back"
+                    ) from exc
+                time.sleep(min(pause, deadline - now))
+                pause = min(2 * pause, 5.0)
+
     def _create_tables(self) -> None:
         with self._transaction():
             for statement in (*self._schema_lock, *_SCHEMA):
                 self._execute(statement)
 
+    @_retried
     def get(self, estimator: str, benchmark: str, dataset: str, arch: str, seed: int) -> Estimate | None:
         row = self._execute(
             f"SELECT score, cost_s, device FROM scores WHERE {_SLOT}", (estimator, benchmark, dataset, arch, seed)
         ).fetchone()
         return None if row is None else Estimate(float(row[0]), float(row[1]), str(row[2]))
 
+    @_retried
     def put(self, estimator: str, benchmark: str, dataset: str, arch: str, seed: int, estimate: Estimate) -> None:
         """Store a score; a NaN or infinite one is a failed evaluation and is not stored (it is recomputed)."""
         if not math.isfinite(estimate.score):
@@ -171,6 +242,7 @@ class ScoreCache(abc.ABC):
             (estimator, benchmark, dataset, arch, seed, estimate.score, estimate.cost_s, estimate.device, time.time()),
         )
 
+    @_retried
     def claim(
         self, estimator: str, benchmark: str, dataset: str, arch: str, seed: int, owner: str, lease_s: float
     ) -> bool:
@@ -197,12 +269,14 @@ class ScoreCache(abc.ABC):
         cursor = self._execute(_TAKE.format(now=self._now), (owner, float(lease_s), *slot, previous))
         return int(cursor.rowcount) == 1
 
+    @_retried
     def release(self, estimator: str, benchmark: str, dataset: str, arch: str, seed: int, owner: str) -> None:
         """Drop ``owner``'s claim (none if another worker has taken it over)."""
         self._execute(
             f"DELETE FROM claims WHERE {_SLOT} AND owner=?", (estimator, benchmark, dataset, arch, seed, owner)
         )
 
+    @_retried
     def rows(self, estimator: str | None = None) -> list[tuple[Any, ...]]:
         """Every stored row (of one estimator key), in :data:`EXPORT_COLUMNS` order."""
         query = f"SELECT {', '.join(EXPORT_COLUMNS)} FROM scores"
@@ -212,6 +286,7 @@ class ScoreCache(abc.ABC):
         order = " ORDER BY estimator, benchmark, dataset, seed, created"
         return [tuple(row) for row in self._execute(query + order, args).fetchall()]
 
+    @_retried
     def put_rows(self, rows: Sequence[Sequence[Any]]) -> int:
         """Store rows in :data:`EXPORT_COLUMNS` order in one transaction (all or none); returns how many were new.
         Rows with a non-finite score are left out, as :meth:`put` does."""
@@ -221,11 +296,13 @@ class ScoreCache(abc.ABC):
         with self._transaction():
             return self._execute_many(_INSERT, finite)
 
+    @_retried
     def __len__(self) -> int:
         return int(self._execute("SELECT COUNT(*) FROM scores").fetchone()[0])
 
     def close(self) -> None:
-        self._db.close()
+        if self._db is not None:
+            self._db.close()
 
 
 #: filesystem types (``/proc/mounts``; ``fuse.X`` counts as ``X``) on which SQLite's WAL mode is not safe
@@ -286,9 +363,10 @@ class SqliteCache(ScoreCache):
                 self.path,
                 fs,
             )
+        self.timeout_s = timeout_s
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
+            self._db = self._connect()
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(
                 f"cannot open the score database {self.path} ({_one_line(exc)}): point score_cache at a writable "
@@ -311,6 +389,17 @@ class SqliteCache(ScoreCache):
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise self._corrupt(exc) from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None, check_same_thread=False)
+
+    def _fault(self, exc: Exception) -> bool:
+        """An I/O error, a full disk, a file that cannot be opened, a lock held longer than ``timeout_s``."""
+        name = getattr(exc, "sqlite_errorname", "")
+        return isinstance(exc, sqlite3.OperationalError) and (
+            name.startswith(("SQLITE_IOERR", "SQLITE_FULL", "SQLITE_CANTOPEN", "SQLITE_BUSY", "SQLITE_LOCKED"))
+            or _locked(exc)
+        )
 
     def _enter_wal(self, timeout_s: float) -> None:
         """Switch to WAL mode. SQLite answers "database is locked" at once, without its busy wait, while another
@@ -389,11 +478,23 @@ class PostgresCache(ScoreCache):
                 f"score_cache={self.where} needs the PostgreSQL driver psycopg, which is not installed: "
                 "pip install .[postgres]"
             ) from exc
+        self._url, self._timeout_s = url, timeout_s
         try:
-            self._db = psycopg.connect(url, autocommit=True, connect_timeout=max(2, round(timeout_s)))
+            self._db = self._connect()
             self._create_tables()
         except psycopg.Error as exc:
             raise ConfigError(f"cannot use the score database {self.where}: {_one_line(exc)}") from exc
+
+    def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
+        import psycopg
+
+        return psycopg.connect(self._url, autocommit=True, connect_timeout=max(2, round(self._timeout_s)))
+
+    def _fault(self, exc: Exception) -> bool:
+        """A lost or refused connection, a server shutting down or restarting (``OperationalError``)."""
+        import psycopg
+
+        return isinstance(exc, psycopg.OperationalError)
 
     def _execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
         return super()._execute(sql.replace("?", "%s"), args)

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 
 from harness.cache.backends import ScoreCache, claim_owner
+from harness.errors import ServiceUnavailable
 from harness.interfaces import Estimator, EstimatorContext, EstimatorTags
 from harness.types import Arch, Estimate
 
@@ -24,6 +25,9 @@ def cache_slot(context: EstimatorContext, tags: EstimatorTags) -> tuple[str, str
 
 class CachedEstimator(Estimator):
     """Wraps a live estimator: answers from the cache when it can, stores every successful new score.
+
+    A database that stays unreachable (:class:`~harness.errors.ServiceUnavailable`) ends the run from the next
+    look at the cache, never an evaluation: a score computed before is returned even if it could not be stored.
 
     Parallel workers that miss the same score compute it once: the first claims it for ``lease_s`` seconds and
     renews the claim every ``lease_s / 3`` while it computes (a heartbeat thread); the others poll for its score (a
@@ -76,9 +80,15 @@ class CachedEstimator(Estimator):
         try:
             with self._heartbeat(slot):
                 est = self.inner.estimate(arch)
+        except BaseException:
+            with contextlib.suppress(ServiceUnavailable):  # unreachable: the claim dies with this process
+                self.cache.release(*slot, self.owner)
+            raise
+        try:
             self.cache.put(*slot, est)
-        finally:
             self.cache.release(*slot, self.owner)
+        except ServiceUnavailable as exc:  # the score is computed: it goes into the run's records all the same
+            log.error("could not store the score of %s (%s); it is kept in the run's records", slot[3], exc)
         return est
 
     @contextlib.contextmanager
