@@ -13,6 +13,7 @@ import functools
 import logging
 import math
 import os
+import re
 import secrets
 import socket
 import sqlite3
@@ -442,15 +443,24 @@ def _locked(exc: sqlite3.Error) -> bool:
     return "locked" in str(exc) or getattr(exc, "sqlite_errorname", "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
 
 
-def _redacted(url: str) -> str:
-    """``url`` without its password."""
-    from urllib.parse import urlsplit
+#: a password in a URL: ``scheme://user:PASSWORD@`` or a ``password=`` parameter (libpq reads both)
+_PASSWORD = re.compile(r"(://[^/@\s:]*:)[^/@\s]*@|([?&]password=)[^&\s,]*")
 
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+
+def _redacted(url: str) -> str:
+    """``url`` (or any text) with every password in it replaced by ``***``."""
+    return _PASSWORD.sub(lambda m: f"{m[1]}***@" if m[1] else f"{m[2]}***", url)
+
+
+def refuse_password(text: str) -> None:
+    """Raise :class:`~harness.errors.ConfigError` if ``text`` (a setting, a command-line argument) holds a URL
+    with a password: the run would write it into its files (``summary.json``, ``.hydra/*.yaml``) and logs."""
+    if _PASSWORD.search(text):
+        raise ConfigError(
+            f"{_redacted(text)} holds a password, which the run would write into its files and logs: leave it out "
+            "of the URL and give it in the PGPASSWORD environment variable or ~/.pgpass, which PostgreSQL's client "
+            "reads"
+        )
 
 
 class PostgresCache(ScoreCache):
@@ -458,8 +468,9 @@ class PostgresCache(ScoreCache):
     SQLite file on a network filesystem is not safe for that). Needs the driver: ``pip install .[postgres]``.
 
     Args:
-        url: a libpq connection URI, ``postgresql://user[:password]@host[:port]/database`` (a Unix socket:
+        url: a libpq connection URI, ``postgresql://user@host[:port]/database`` (a Unix socket:
             ``postgresql://user@/database?host=/run/postgresql``); the database must exist, the tables are created.
+            A password goes in ``PGPASSWORD`` or ``~/.pgpass``: :func:`open_cache` refuses one in the URL.
         timeout_s: how long to wait for the server to answer a connection.
     """
 
@@ -512,6 +523,7 @@ def open_cache(setting: str, cache_dir: str | None) -> ScoreCache | None:
     """The score cache a job's ``score_cache`` setting names: ``auto`` = ``<cache_dir>/scores.sqlite``, ``off`` =
     none, ``postgresql://user@host:port/db`` = a PostgreSQL server (for workers on several machines), else an
     SQLite file: a path, or ``sqlite:///PATH`` (for the workers of one machine, on a local disk)."""
+    refuse_password(setting)
     if setting == "off":
         return None
     if setting == "auto":
