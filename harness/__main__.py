@@ -14,6 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from harness.cache.backends import refuse_password
 from harness.config import register
 from harness.errors import HarnessError
 from harness.experiment import run_job
@@ -60,6 +61,12 @@ def cli() -> None:
     from omegaconf.errors import OmegaConfBaseException
 
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing its own report
+    try:  # before Hydra writes the overrides into .hydra/*.yaml
+        for arg in sys.argv[1:]:
+            refuse_password(arg)
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
     try:
         main()
     except HarnessError:  # a failed job of a sweep: its line was printed when it failed, the others ran

@@ -40,5 +40,11 @@ class EstimatorError(HarnessError):
     """An estimator failed on one architecture. The loop records it as a failed evaluation and goes on."""
 
 
+class ServiceUnavailable(HarnessError):
+    """A service a run needs (the score database) stayed unreachable after retries: a fault of the machinery, never
+    a result. The loop records no evaluation for it; the run stops with every finished evaluation kept, and the
+    same command resumes it."""
+
+
 class RunAborted(HarnessError):
     """Too many evaluations in a row failed: the estimator is broken for this setting, not one architecture."""

@@ -19,7 +19,7 @@ import numpy as np
 
 from harness import metrics
 from harness.budget import Budget, CostClock, cost_unit, stopwatch
-from harness.errors import ConfigError, OutOfDomainError, RunAborted
+from harness.errors import ConfigError, OutOfDomainError, RunAborted, ServiceUnavailable
 from harness.interfaces import Benchmark, Estimator, EstimatorContext, Searcher
 from harness.types import FAILED, OK, Arch, EvalRecord, RunResult
 
@@ -41,7 +41,8 @@ def _progress(total: float | None, unit: str, enabled: bool) -> Any:
 
 
 class _Evaluator:
-    """Runs one estimate, turns failures into records, charges the clock, aborts on a run of failures."""
+    """Runs one estimate, turns its failures into records, charges the clock, aborts on a run of failures. A fault
+    of the machinery (:class:`~harness.errors.ServiceUnavailable`) is no evaluation's: it stops the run."""
 
     def __init__(
         self,
@@ -71,6 +72,8 @@ class _Evaluator:
             est = self.estimator.estimate(arch)
             score, cost, device = est.score, est.cost_s, est.device
             reason = "" if math.isfinite(score) else f"non-finite score {score}"
+        except ServiceUnavailable:
+            raise  # the machinery failed (the score cache), not this evaluation: the run stops, resumable
         except Exception as exc:  # noqa: BLE001 - any failure of one evaluation is recorded, the run goes on
             score, cost, device = math.nan, elapsed() if self.live else 0.0, self.device_of_work
             reason = f"{type(exc).__name__}: {exc}".replace("\n", " ")

@@ -116,7 +116,8 @@ def start_run(folder: Path, config: dict[str, Any]) -> tuple[list[EvalRecord], s
 
 
 def read_partial_records(path: Path) -> list[EvalRecord]:
-    """The complete rows of a ``records.csv`` being written (a last line cut by a kill is dropped)."""
+    """The complete rows of a ``records.csv`` being written, one per step (a last line cut by a kill is dropped, and
+    so is a repeated row of a step that earlier versions appended again on resume)."""
     if not path.is_file():
         return []
     text = path.read_text(errors="replace")
@@ -129,15 +130,23 @@ def read_partial_records(path: Path) -> list[EvalRecord]:
     header = tuple(rows[0])
     if header != RECORD_COLUMNS[: len(header)] or len(header) < RECORD_COLUMNS.index("test_acc") + 1:
         raise StateFileError(f"{path} has no records.csv header; delete its folder to run it again")
-    records = []
+    records: list[EvalRecord] = []
     for number, row in enumerate(rows[1:], start=2):
         try:
-            records.append(_record(dict(zip(header, row, strict=True))))
+            record = _record(dict(zip(header, row, strict=True)))
         except (ValueError, KeyError) as exc:
             raise StateFileError(
                 f"{path}, line {number}, is not a record ({type(exc).__name__}: {exc}); delete its folder to run it "
                 "again"
             ) from exc
+        if record.step < len(records) and record.arch == records[record.step].arch:
+            continue  # a replayed row that earlier versions appended again on resume
+        if record.step != len(records):
+            raise StateFileError(
+                f"{path}, line {number}, records step {record.step} after step {len(records) - 1}; delete its "
+                "folder to run it again"
+            )
+        records.append(record)
     return records
 
 
@@ -159,18 +168,24 @@ def _record(row: dict[str, str]) -> EvalRecord:
 
 
 class RecordLog:
-    """The ``records.csv`` of a run in progress: starts with the ``kept`` records, then every record appended and
-    flushed as it comes (``log(record)``), so that a killed process loses no finished evaluation."""
+    """The ``records.csv`` of a run in progress: starts with the ``kept`` records (steps 0..n-1), then every record
+    of a later step appended and flushed as it comes (``log(record)``), so that a killed process loses no finished
+    evaluation. A record of a step the file holds (a resumed run replaying its kept records) is not written again:
+    a run interrupted any number of times, replay included, holds each step once."""
 
     def __init__(self, folder: Path, kept: list[EvalRecord]) -> None:
         path = folder / RECORDS
         rows = [RECORD_COLUMNS, *(record_row(r) for r in kept)]
         paths.write_atomic(path, lambda f: f.write(_csv_lines(rows).encode()))
+        self.held = len(kept)
         self._handle = open(path, "a", newline="")  # noqa: SIM115 - closed by close()
 
     def __call__(self, record: EvalRecord) -> None:
+        if record.step < self.held:
+            return  # replayed: already in the file
         self._handle.write(_csv_lines([record_row(record)]))  # one write per row: a signal never splits it
         self._handle.flush()
+        self.held = record.step + 1
 
     def close(self) -> None:
         self._handle.close()

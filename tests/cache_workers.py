@@ -55,7 +55,7 @@ class _Context:
     benchmark, dataset, seed = "b", "d", 0
 
 
-def cached(url: str, log: Path, seconds: float, lease_s: float, wait_s: float | None = None) -> CachedEstimator:
+def cached(url: str, log: Path, seconds: float, lease_s: float, wait_s: float = 600.0) -> CachedEstimator:
     """A :class:`Logged` estimator behind the cache at ``url``, fitted, polling every 0.1 s at most."""
     cache = open_cache(url, None)
     assert cache is not None

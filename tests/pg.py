@@ -88,9 +88,24 @@ class PostgresServer:
         )
         self.socket_dir.mkdir()
         os.chown(self.socket_dir, *self.owner)
+        return self.resume()
+
+    def resume(self) -> PostgresServer:
+        """Start the server on its existing data (after :meth:`halt`)."""
         options = f"-k {self.socket_dir} -h '' -F -c max_connections=200"
-        self._run("pg_ctl", "-D", data, "-l", str(self.root / "server.log"), "-w", "-t", "60", "-o", options, "start")
+        data, log_file = str(self.root / "data"), str(self.root / "server.log")
+        self._run("pg_ctl", "-D", data, "-l", log_file, "-w", "-t", "60", "-o", options, "start")
         return self
+
+    def halt(self) -> None:
+        """Stop the server, as an administrator would (``pg_ctl stop -m fast``: every connection is ended), keeping
+        its data."""
+        self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "fast", "-w", "stop")
+
+    def restart(self) -> None:
+        """A real restart: every connection is ended, the server comes back on the same data."""
+        self.halt()
+        self.resume()
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@/{database}?host={self.socket_dir}"

@@ -82,6 +82,17 @@ def test_a_cut_last_line_is_dropped_and_garbage_is_named(tmp_path):
         storage.read_partial_records(path)
 
 
+def test_rows_that_earlier_versions_appended_twice_on_resume_are_read_once(tmp_path):
+    path = tmp_path / storage.RECORDS
+    header = ",".join(storage.RECORD_COLUMNS) + "\n"
+    rows = [f"{i},a{i},1.0,1.0,{i}.0,0.1,table,ok,,90.0,,nan\n" for i in range(3)]
+    path.write_text(header + "".join(rows) + "".join(rows[:2]))  # kept 0-2, then replayed 0-1 appended again
+    assert [r.arch for r in storage.read_partial_records(path)] == ["a0", "a1", "a2"]
+    path.write_text(header + "".join(rows) + rows[0].replace("a0", "b0"))
+    with pytest.raises(StateFileError, match="line 5, records step 0 after step 2; delete its folder"):
+        storage.read_partial_records(path)
+
+
 @pytest.mark.parametrize("content", ["{truncated", "[1, 2]", "\x00\xff\xfe"])
 def test_a_corrupt_finished_run_does_not_block_the_other_seeds(nb201_csv, tmp_path, content):
     cfg = compose_cfg(["searcher=rs", "budget=evals100", "n_seeds=3"], tmp_path)
@@ -160,3 +171,81 @@ def test_kill_9_at_random_points_loses_no_finished_evaluation(nb201_csv, tmp_pat
         again = _cli(*_slow_job(where), tmp_path=where)
         assert again.wait(timeout=300) == 0
         assert storage.read_summary(_records(where).parent)["n_resumed"] == kept
+
+
+# a search whose every step after a short warm-up fits a random forest (about 50 ms): slow enough to be stopped
+# mid-run and mid-replay by real signals, on the fast table estimator
+_RMINAS = ["searcher=rminas", "searcher.n_warmup=10", "budget.max_evals=70", "budget.max_cost_s=null", "progress=false"]
+
+
+def _stop(proc: subprocess.Popen[str], signum: int) -> str:
+    """Send ``signum``; returns stderr once the process ended as that signal ends it."""
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == (-9 if signum == signal.SIGKILL else 128 + signum), (signum, proc.returncode, err)
+    return err
+
+
+def _wait_for_log(tmp_path: Path, text: str, proc: subprocess.Popen[str], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if any(text in log.read_text() for log in (tmp_path / "results").rglob("*.log")):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"no log line {text!r} within {timeout} s")
+
+
+def test_a_run_stopped_three_times_once_during_its_replay_gives_the_uninterrupted_records(nb201_csv, tmp_path):
+    whole = run_job(compose_cfg(_RMINAS, tmp_path / "whole"), tmp_path / "whole" / "run")[0]
+    cut = tmp_path / "cut"
+
+    def kept() -> list[str]:
+        return [r.arch for r in storage.read_partial_records(_records(cut))]
+
+    proc = _cli(*_RMINAS, tmp_path=cut)  # 1. Ctrl-C mid-run
+    _wait_for_rows(cut, 40, proc)
+    assert _stop(proc, signal.SIGINT).startswith("stopped by SIGINT")
+    first = kept()
+    assert 40 <= len(first) < 70
+
+    proc = _cli(*_RMINAS, tmp_path=cut)  # 2. SIGTERM while it replays those (about 1.5 s of forest fits)
+    _wait_for_log(cut, f"from its {len(first)} recorded evaluations", proc)
+    time.sleep(0.3)
+    assert _stop(proc, signal.SIGTERM).startswith("stopped by SIGTERM")
+    assert kept() == first  # stopped before any new evaluation: in the replay, which wrote nothing
+
+    proc = _cli(*_RMINAS, tmp_path=cut)  # 3. kill -9 mid-run, after the replay
+    _wait_for_rows(cut, len(first) + 10, proc)
+    _stop(proc, signal.SIGKILL)
+    third = kept()
+    assert third[: len(first)] == first and len(first) + 10 <= len(third) < 70
+
+    last = _cli(*_RMINAS, tmp_path=cut)
+    out, err = last.communicate(timeout=120)
+    assert last.returncode == 0, err
+    folder = _records(cut).parent
+    assert reproducible_part(folder / storage.RECORDS) == reproducible_part(whole / storage.RECORDS)
+    assert storage.read_summary(folder)["n_resumed"] == len(third)
+
+
+def test_kill_9_mid_estimate_then_the_same_command_does_not_wait_for_the_dead_claim(nb201_csv, tmp_path):
+    for _ in range(5):  # kill -9 while an estimate is in flight: its claim (a 60 s lease) is in the database
+        proc = _cli(*_slow_job(tmp_path), tmp_path=tmp_path)
+        _wait_for_rows(tmp_path, 20, proc)
+        with sqlite3.connect(tmp_path / "s.sqlite") as db:
+            while proc.poll() is None and not db.execute("SELECT COUNT(*) FROM claims").fetchone()[0]:
+                pass
+            proc.kill()
+            proc.wait()
+            held = db.execute("SELECT arch FROM claims").fetchall()
+        if held:
+            break
+    assert len(held) == 1, held
+    t0 = time.monotonic()
+    again = _cli(*_slow_job(tmp_path), tmp_path=tmp_path)
+    _, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err
+    rows = storage.read_partial_records(_records(tmp_path))
+    (claimed,) = [r for r in rows if r.arch == held[0][0]]
+    assert claimed.status == "ok" and claimed.wall_s < 5, claimed  # taken over at once, not waited for
+    print(f"re-run after kill -9 mid-estimate: {time.monotonic() - t0:.1f} s, {claimed.wall_s:.3f} s on {claimed.arch}")
