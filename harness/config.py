@@ -139,6 +139,8 @@ def check(cfg: DictConfig) -> None:
             f"split={cfg.split} applies to task=rank (the half of the space its sample is drawn from); a search "
             "explores the whole space: leave split at all"
         )
+    if cfg.archs is not None and cfg.split != "all":
+        raise ConfigError(f"split={cfg.split} draws a random sample; archs= are scored as given: drop one of the two")
     cpus = cpus_given()
     if cfg.threads is not None and not 1 <= cfg.threads <= cpus:
         raise ConfigError(

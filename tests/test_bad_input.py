@@ -66,6 +66,7 @@ CATALOGUE = [
     ("no failure allowed", ["max_consecutive_failures=0"], "max_consecutive_failures must be >= 1"),
     ("unknown split in a search", ["split=foo"], "split='foo' is not one of all, select, report"),
     ("split in a search", ["split=select"], "split=select applies to task=rank"),
+    ("split of given architectures", ["task=rank", f"archs=['{A}']", "split=select"], "archs= are scored as given"),
     ("more threads than CPUs", [*LIVE, "threads=999"], "CPUs this job was given, got 999; or threads=null"),
     ("the same architecture twice", ["task=rank", f"archs=['{A}','{DEAD_NODE}','{A}']"], "archs[2] '|nor_conv_3x3~0"),
     ("isomorphic architectures", ["task=rank", f"archs=['{DEAD_NODE}','{DEAD_NODE_ISO}']"], "isomorphic to"),
