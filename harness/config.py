@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
+
+from harness.errors import ConfigError
+from harness.sampling import ARCH_SPLITS
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 
@@ -79,10 +86,12 @@ def _run_name(task: str, searcher: str, estimator: str) -> str:
 
 
 def register() -> None:
-    """Register the schema and the ``run_name`` resolver (idempotent)."""
+    """Register the schema and the ``run_name`` and ``experiment_folder`` resolvers (idempotent)."""
     ConfigStore.instance().store(name="harness_schema", node=HarnessConfig)
     if not OmegaConf.has_resolver("run_name"):
         OmegaConf.register_new_resolver("run_name", _run_name)
+    if not OmegaConf.has_resolver("experiment_folder"):
+        OmegaConf.register_new_resolver("experiment_folder", experiment_folder)
 
 
 def compose(overrides: list[str]) -> DictConfig:
@@ -93,3 +102,67 @@ def compose(overrides: list[str]) -> DictConfig:
     register()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return hydra_compose(config_name="config", overrides=overrides)
+
+
+def cpus_given() -> int:
+    """The CPUs this job was given: its affinity mask, capped by ``$SLURM_CPUS_PER_TASK`` when that is set."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    return min(cpus, int(slurm)) if slurm.isdigit() and int(slurm) > 0 else cpus
+
+
+def experiment_folder(results_dir: str, experiment_name: str) -> str:
+    """``results_dir/experiment_name``, with ``~`` in ``results_dir`` expanded (the ``experiment_folder`` resolver
+    of the run folders). A :class:`ConfigError` for a name that is not one folder inside ``results_dir``."""
+    if experiment_name in ("", ".", "..") or "/" in experiment_name or "\\" in experiment_name:
+        raise ConfigError(
+            f"experiment_name={experiment_name!r} is not a folder name: it must name one folder inside results_dir "
+            "(no '/', '\\', '.' or '..'); use results_dir=... to write elsewhere"
+        )
+    return str(Path(results_dir).expanduser() / experiment_name)
+
+
+def check(cfg: DictConfig) -> None:
+    """Refuse a top-level setting no run can use, before anything is built or written (:class:`ConfigError`)."""
+    experiment_folder(cfg.results_dir, cfg.experiment_name)
+    if cfg.estimator_seed < 0:
+        raise ConfigError(f"estimator_seed must be >= 0, got {cfg.estimator_seed}")
+    if cfg.max_consecutive_failures < 1:
+        raise ConfigError(
+            f"max_consecutive_failures must be >= 1 (the failures in a row that stop a run), got "
+            f"{cfg.max_consecutive_failures}"
+        )
+    if cfg.split not in ARCH_SPLITS:
+        raise ConfigError(f"split={cfg.split!r} is not one of {', '.join(ARCH_SPLITS)}")
+    if cfg.task == "search" and cfg.split != "all":
+        raise ConfigError(
+            f"split={cfg.split} applies to task=rank (the half of the space its sample is drawn from); a search "
+            "explores the whole space: leave split at all"
+        )
+    if cfg.archs is not None and cfg.split != "all":
+        raise ConfigError(f"split={cfg.split} draws a random sample; archs= are scored as given: drop one of the two")
+    cpus = cpus_given()
+    if cfg.threads is not None and not 1 <= cfg.threads <= cpus:
+        raise ConfigError(
+            f"threads must be >= 1 and at most the {cpus} CPUs this job was given, got {cfg.threads}; "
+            "or threads=null: all of them"
+        )
+
+
+def check_keywords(group: str, name: str, factory: Callable[..., Any]) -> None:
+    """Refuse a plug-in config key its class does not take (``+searcher.lr=0.1`` for a searcher without ``lr``),
+    naming the plug-in, the key and the keys it takes. ``factory`` is the plug-in's partial (:func:`build`); the
+    run supplies the parameters without a default (a searcher's space and rng)."""
+    if not isinstance(factory, functools.partial):
+        return
+    params = inspect.signature(factory.func).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    given = set(factory.keywords)
+    unknown = sorted(given - {p.name for p in params if p.kind is not p.POSITIONAL_ONLY})
+    if unknown:
+        valid = [p.name for p in params if p.default is not p.empty or p.name in given]
+        raise ConfigError(
+            f"{group} {name} has no parameter {', '.join(map(repr, unknown))}; it takes {', '.join(valid)} "
+            f"(remove {', '.join(f'+{group}.{k}' for k in unknown)})"
+        )

@@ -14,7 +14,6 @@ import dataclasses
 import datetime as dt
 import functools
 import logging
-import os
 import platform
 import re
 import sys
@@ -29,7 +28,7 @@ from harness import loop, sampling, seeding, storage
 from harness.benchmarks.view import ValidationView
 from harness.budget import Budget
 from harness.cache import CachedEstimator, ScoreCache, estimator_key, open_cache
-from harness.config import HarnessConfig
+from harness.config import HarnessConfig, check, check_keywords, cpus_given
 from harness.errors import ConfigError, StateFileError
 from harness.interfaces import Benchmark, Estimator, EstimatorContext, SearchSpace
 from harness.types import Arch, RunResult
@@ -53,8 +52,10 @@ def build(node: DictConfig) -> tuple[str, Callable[..., Any]]:
     from hydra.utils import instantiate
 
     params = plain(node)
-    name = params.pop("name")
-    return str(name), instantiate({**params, "_partial_": True})
+    name = str(params.pop("name"))
+    factory = instantiate({**params, "_partial_": True})
+    check_keywords(str(node._key() or "plug-in"), name, factory)  # a key the plug-in does not take fails here, not at its call
+    return name, factory
 
 
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
@@ -135,7 +136,7 @@ def rank_sample(cfg: DictConfig, space: SearchSpace) -> tuple[list[Arch], int]:
     if cfg.archs is not None:
         if not cfg.archs:
             raise ConfigError("archs=[] names no architecture; give at least one, or archs=null for a random sample")
-        return [space.parse(text) for text in cfg.archs], len(cfg.archs)
+        return sampling.parse_distinct(space, cfg.archs), len(cfg.archs)
     if cfg.n_archs < 2 or cfg.sample_seed < 0:
         raise ConfigError(
             f"n_archs must be >= 2 (a ranking needs two) and sample_seed >= 0, got n_archs={cfg.n_archs}, "
@@ -178,10 +179,7 @@ def score_key(cfg: DictConfig, estimator: Estimator, space: SearchSpace) -> str:
 def default_threads() -> int:
     """The CPUs this job was given: its affinity mask, capped by ``$SLURM_CPUS_PER_TASK``, shared among the
     workers of Hydra's joblib launcher when it runs this job (``n_jobs``, -1 = one per CPU)."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
-    if slurm.isdigit() and int(slurm) > 0:
-        cpus = min(cpus, int(slurm))
+    cpus = cpus_given()
     workers = 1
     if HydraConfig.initialized():
         launcher = HydraConfig.get().launcher
@@ -226,6 +224,7 @@ class Job:
 def prepare(cfg: DictConfig) -> Job:
     """Check the task, build the plug-ins' factories, load the benchmark, open the score cache, set the threads,
     draw the rank sample: everything the seeds share."""
+    check(cfg)
     if cfg.task not in TASKS:
         raise ConfigError(f"task={cfg.task!r} is not a task; valid: {', '.join(TASKS)}")
     if cfg.n_seeds < 1 or cfg.seed < 0:
@@ -240,6 +239,8 @@ def prepare(cfg: DictConfig) -> Job:
     benchmark = make_benchmark().load()
     estimator_name, make_estimator = build(cfg.estimator)
     searcher_name, make_searcher = build(cfg.searcher) if cfg.task == "search" else (None, None)
+    if make_searcher is not None:  # a searcher checks its hyper-parameters when built: now, before any run writes
+        make_searcher(benchmark.space, seeding.rng(cfg.seed, "searcher"))
     config = plain(cfg)
     probe = make_estimator()
     resolve_device(cfg.device, probe.tags.live)  # a device that is not there fails now, for every estimator

@@ -13,6 +13,7 @@ import abc
 import functools
 import itertools
 import math
+import numbers
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,6 +210,8 @@ class Searcher(abc.ABC):
     max_retries = 100
 
     def __init__(self, space: SearchSpace, rng: np.random.Generator, *, unique: bool = False) -> None:
+        if not isinstance(unique, bool):  # as a config may give it
+            raise ConfigError(f"{type(self).__name__}: unique must be true or false, got {unique!r}")
         self.space = space
         self.rng = rng
         self.unique = unique
@@ -260,7 +263,15 @@ class Searcher(abc.ABC):
         return None
 
 
-def check_positive(name: str, value: float) -> None:
-    """Raise :class:`ConfigError` unless ``value > 0`` (for searcher and estimator hyper-parameters)."""
-    if not value > 0:
-        raise ConfigError(f"{name} must be > 0, got {value}")
+def check_positive(name: str, value: object) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is a number > 0 (for searcher and estimator hyper-parameters,
+    checked as a config may give them, whatever the annotations say)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value) > 0:
+        raise ConfigError(f"{name} must be a number > 0, got {value!r}")
+
+
+def check_count(name: str, value: object, minimum: int = 1) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is an integer >= ``minimum`` (``2.5``, ``"ten"`` and ``true``
+    are not), for searcher and estimator hyper-parameters."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")

@@ -56,3 +56,20 @@ def sample_distinct(space: SearchSpace, n: int, rng: np.random.Generator, split:
             seen.add(key)
             archs.append(arch)
     return archs, draws
+
+
+def parse_distinct(space: SearchSpace, texts: list[str]) -> list[Arch]:
+    """The architectures ``texts`` name (a rank task's ``archs``); a :class:`ConfigError` naming any two that are
+    the same or isomorphic (:meth:`~harness.interfaces.SearchSpace.iso_key`), as a ranking compares distinct
+    networks (a random sample is pairwise non-isomorphic too)."""
+    archs = [space.parse(text) for text in texts]
+    first: dict[str, int] = {}
+    for i, arch in enumerate(archs):
+        j = first.setdefault(space.iso_key(arch), i)
+        if j != i:
+            same = "the same as" if archs[j] == arch else "isomorphic to (computes the same function as)"
+            raise ConfigError(
+                f"archs[{i}] {texts[i]!r} is {same} archs[{j}] {texts[j]!r}; a ranking needs distinct architectures: "
+                "remove one"
+            )
+    return archs

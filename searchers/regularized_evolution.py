@@ -7,8 +7,7 @@ from collections import deque
 
 import numpy as np
 
-from harness.errors import ConfigError
-from harness.interfaces import Searcher, SearchSpace
+from harness.interfaces import Searcher, SearchSpace, check_count
 from harness.types import Arch
 
 
@@ -34,11 +33,8 @@ class RegularizedEvolution(Searcher):
         unique: bool = False,
     ) -> None:
         super().__init__(space, rng, unique=unique)
-        if population_size < 1 or not 1 <= sample_size:
-            raise ConfigError(
-                f"regularized evolution needs population_size >= 1 and sample_size >= 1, "
-                f"got {population_size} and {sample_size}"
-            )
+        check_count("regularized evolution: population_size", population_size)
+        check_count("regularized evolution: sample_size", sample_size)
         self.population_size = population_size
         self.sample_size = sample_size
         self._population: deque[tuple[Arch, float]] = deque()

@@ -3,10 +3,12 @@ baselines: Adam on the logits, reward = score, exponential-moving-average baseli
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from harness.errors import ConfigError
-from harness.interfaces import Searcher, SearchSpace
+from harness.interfaces import Searcher, SearchSpace, check_positive
 from harness.types import Arch
 
 
@@ -34,10 +36,10 @@ class Reinforce(Searcher):
         unique: bool = False,
     ) -> None:
         super().__init__(space, rng, unique=unique)
-        if not learning_rate > 0 or not 0 <= ema_momentum < 1:
-            raise ConfigError(
-                f"REINFORCE needs learning_rate > 0 and 0 <= ema_momentum < 1, got {learning_rate}, {ema_momentum}"
-            )
+        check_positive("REINFORCE: learning_rate", learning_rate)
+        momentum: object = ema_momentum  # checked as a config may give it, whatever the annotation says
+        if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 <= float(momentum) < 1:
+            raise ConfigError(f"REINFORCE: ema_momentum must be a number in [0, 1), got {ema_momentum!r}")
         self.learning_rate = learning_rate
         self.ema_momentum = ema_momentum
         choices = np.asarray(space.choices)

@@ -23,7 +23,7 @@ import numpy as np
 
 from harness import metrics
 from harness.errors import ConfigError
-from harness.interfaces import Searcher, SearchSpace
+from harness.interfaces import Searcher, SearchSpace, check_count
 from harness.types import Arch
 
 
@@ -73,8 +73,7 @@ class RMINAS(Searcher):
             "top_k": top_k,
         }
         for name, value in counts.items():
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ConfigError(f"rminas: {name} must be an integer >= 1, got {value!r}")
+            check_count(f"rminas: {name}", value)
         quantile: object = positive_quantile
         if isinstance(quantile, bool) or not isinstance(quantile, numbers.Real):
             raise ConfigError(f"rminas: positive_quantile must be a number in (0, 1), got {positive_quantile!r}")

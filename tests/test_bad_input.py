@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,9 @@ import pytest
 from tests.conftest import ROOT
 
 BAD_ARCH = "|conv9~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+A = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+DEAD_NODE = "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|skip_connect~0|none~1|nor_conv_3x3~2|"  # node 1 unused
+DEAD_NODE_ISO = DEAD_NODE.replace("|nor_conv_3x3~0|", "|avg_pool_3x3~0|", 1)  # so the same function
 RANK = ["task=rank", "n_archs=5"]
 LIVE = ["task=rank", "n_archs=3", "estimator=params"]
 
@@ -51,6 +55,23 @@ CATALOGUE = [
     ("RMI-NAS without a warm-up", ["searcher=rminas", "searcher.n_warmup=0"], "n_warmup must be an integer >= 1"),
     ("unknown vote", ["searcher=rminas", "searcher.tie_break=coin"], "tie_break must be one of index, score"),
     ("unknown score cache", [*LIVE, "score_cache=ftp://host/db"], "score_cache"),
+    # a key the plug-in does not take, added as Hydra's own hint says (+key)
+    ("added searcher key", ["+searcher.lr=0.1"], "searcher rea has no parameter 'lr'; it takes population_size, samp"),
+    ("added estimator key", ["+estimator.foo=1"], "estimator train12 has no parameter 'foo'; it takes fidelity"),
+    ("population in words", ["searcher.population_size=ten"], "population_size must be an integer >= 1, got 'ten'"),
+    ("fractional population", ["searcher.population_size=2.5"], "population_size must be an integer >= 1, got 2.5"),
+    ("unique neither true nor false", ["searcher.unique=maybe"], "unique must be true or false, got 'maybe'"),
+    ("learning rate in words", ["searcher=rl", "searcher.learning_rate=fast"], "learning_rate must be a number > 0"),
+    ("negative estimator seed", ["estimator_seed=-1"], "estimator_seed must be >= 0, got -1"),
+    ("no failure allowed", ["max_consecutive_failures=0"], "max_consecutive_failures must be >= 1"),
+    ("unknown split in a search", ["split=foo"], "split='foo' is not one of all, select, report"),
+    ("split in a search", ["split=select"], "split=select applies to task=rank"),
+    ("split of given architectures", ["task=rank", f"archs=['{A}']", "split=select"], "archs= are scored as given"),
+    ("more threads than CPUs", [*LIVE, "threads=999"], "CPUs this job was given, got 999; or threads=null"),
+    ("the same architecture twice", ["task=rank", f"archs=['{A}','{DEAD_NODE}','{A}']"], "archs[2] '|nor_conv_3x3~0"),
+    ("isomorphic architectures", ["task=rank", f"archs=['{DEAD_NODE}','{DEAD_NODE_ISO}']"], "isomorphic to"),
+    ("experiment outside results_dir", ["experiment_name=../../x"], "experiment_name='../../x' is not a folder name"),
+    ("experiment in a subfolder", ["experiment_name=a/b"], "experiment_name='a/b' is not a folder name"),
 ]
 
 
@@ -72,10 +93,70 @@ def assert_one_error_line(proc: subprocess.CompletedProcess[str], text: str) -> 
     assert lines[0].startswith("error: ") and text in lines[0], lines[0]
 
 
-@pytest.mark.parametrize(("what", "overrides", "text"), CATALOGUE, ids=[c[0] for c in CATALOGUE])
+def written(tmp_path: Path) -> list[str]:
+    """The files under ``tmp_path`` but Hydra's own (``.hydra/``, the job's log), which block nothing."""
+    return sorted(
+        str(f.relative_to(tmp_path))
+        for f in tmp_path.rglob("*")
+        if f.is_file() and ".hydra" not in f.parts and f.suffix != ".log"
+    )
+
+
+#: refused by the loop (its budget check, the estimator's fit), after the run's start is written today (issue 20,
+#: item 5: the start is to be written after them); strict, so the fix shows up here
+LATE = {"cost budget without costs", "unknown proxy", "RMI without steps"}
+
+
+@pytest.mark.parametrize(
+    ("what", "overrides", "text"),
+    [
+        pytest.param(*c, marks=pytest.mark.xfail(strict=True, reason="writes its start before the loop's checks"))
+        if c[0] in LATE
+        else c
+        for c in CATALOGUE
+    ],
+    ids=[c[0] for c in CATALOGUE],
+)
 def test_bad_input_is_one_error_line(nb201_csv, tmp_path, what, overrides, text):
+    """One error line, and nothing written that blocks the corrected command: no file but Hydra's own, and
+    nothing outside results_dir."""
     threads = [] if any(o.startswith("threads=") for o in overrides) else ["threads=1"]
     assert_one_error_line(run([*overrides, *threads], tmp_path), text)
+    assert {p.name for p in tmp_path.iterdir()} <= {"results"}
+    assert written(tmp_path) == []
+
+
+def test_the_corrected_command_runs_after_a_refused_start(nb201_csv, tmp_path):
+    fast = ["budget.max_evals=5", "budget.max_cost_s=null", "threads=1"]
+    assert_one_error_line(run(["searcher.population_size=ten", *fast], tmp_path), "got 'ten'")
+    proc = run(["searcher.population_size=10", *fast], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    [summary] = (tmp_path / "results").rglob("summary.json")
+    assert json.loads(summary.read_text())["n_evals"] == 5
+
+
+def test_results_dir_expands_the_home_folder(nb201_csv, tmp_path):
+    """``results_dir='~/x'`` means $HOME/x, as in a shell, not a folder named ``~``."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "results_dir='~/x'",
+            "budget.max_evals=5",
+            "budget.max_cost_s=null",
+            "progress=false",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "HOME": str(tmp_path / "home"), "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["home"]
+    [summary] = (tmp_path / "home" / "x").rglob("summary.json")
+    assert summary.parent.name == "seed=0"
 
 
 def test_missing_data(tmp_path):

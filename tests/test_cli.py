@@ -116,10 +116,11 @@ def test_rank_task_on_given_and_sampled_architectures(tmp_path, nb201_csv):
     assert 0.4 < s["kendall_tau_test"] < 0.95 and s["kendall_tau_test_ci95"][0] < s["kendall_tau_test"]
     assert s["total_cost_s"] > 0 and s["searcher"] is None
     best = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
-    proc = cli("task=rank", f"archs=['{best}','{best}']", "progress=false", tmp_path=tmp_path / "g")
+    worst = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"  # duplicates are refused (test_bad_input.py)
+    proc = cli("task=rank", f"archs=['{best}','{worst}']", "progress=false", tmp_path=tmp_path / "g")
     assert proc.returncode == 0, proc.stderr
     s = json.loads(next((tmp_path / "g").rglob("summary.json")).read_text())
-    assert s["n_archs"] == 2 and s["n_unique"] == 1
+    assert s["n_archs"] == 2 and s["n_unique"] == 2
 
 
 def test_interrupted_sweep_resumes_without_redoing_finished_runs(tmp_path, nb201_csv):
