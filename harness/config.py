@@ -74,15 +74,13 @@ class HarnessConfig:
     max_consecutive_failures: int = 10
 
 
-def _run_name(task: str, searcher: str, estimator: str) -> str:
-    return f"{searcher}-{estimator}" if task == "search" else f"{task}-{estimator}"
-
-
 def register() -> None:
-    """Register the schema and the ``run_name`` resolver (idempotent)."""
+    """Register the schema and the ``run_path`` resolver of run folders (idempotent)."""
+    from harness.identity import run_path_resolver
+
     ConfigStore.instance().store(name="harness_schema", node=HarnessConfig)
-    if not OmegaConf.has_resolver("run_name"):
-        OmegaConf.register_new_resolver("run_name", _run_name)
+    if not OmegaConf.has_resolver("run_path"):
+        OmegaConf.register_new_resolver("run_path", run_path_resolver)
 
 
 def compose(overrides: list[str]) -> DictConfig:

@@ -96,14 +96,12 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def start_run(folder: Path, config: dict[str, Any]) -> tuple[list[EvalRecord], str | None]:
-    """Prepare ``folder`` for a run of ``config``: the evaluations an interrupted run of the same config left in
-    ``records.csv`` (complete lines only) and the time it started, or nothing for a fresh start. A run of another
-    config in progress there is a :class:`ConfigError`; unreadable state files a :class:`StateFileError`."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """What ``folder`` holds for a run of ``config``: the evaluations an interrupted run of the same config left in
+    ``records.csv`` (complete lines only) and the time it started, or ``([], None)`` for a fresh start, which
+    writes nothing (:func:`mark_started` does, once the run is under way). A run of another config in progress
+    there is a :class:`ConfigError`; unreadable state files a :class:`StateFileError`."""
     started = folder / STARTED
     if not started.is_file():
-        text = json.dumps(_json_safe({"config": config, "started_utc": _now()}), indent=2, sort_keys=True)
-        paths.write_atomic(started, lambda f: f.write(text.encode() + b"\n"))
         (folder / RECORDS).unlink(missing_ok=True)  # records without started.json: from before; start afresh
         return [], None
     previous = _read_json(started)
@@ -113,6 +111,16 @@ def start_run(folder: Path, config: dict[str, Any]) -> tuple[list[EvalRecord], s
             "results_dir, or delete that folder"
         )
     return read_partial_records(folder / RECORDS), previous.get("started_utc")
+
+
+def mark_started(folder: Path, config: dict[str, Any], started_utc: str) -> None:
+    """Write ``started.json`` (``config`` and ``started_utc``) into ``folder`` unless it is there: from now on its
+    ``records.csv`` is resumed by a run of ``config`` and refused by any other. Called once the run is under way
+    (its plug-ins built and fitted), so a start that fails leaves nothing that stops the corrected command."""
+    path = folder / STARTED
+    if not path.is_file():
+        text = json.dumps(_json_safe({"config": config, "started_utc": started_utc}), indent=2, sort_keys=True)
+        paths.write_atomic(path, lambda f: f.write(text.encode() + b"\n"))
 
 
 def read_partial_records(path: Path) -> list[EvalRecord]:
