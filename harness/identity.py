@@ -106,11 +106,20 @@ def flat(node: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]
 
 @cache
 def _plugin_file(group: str, name: str) -> dict[str, Any]:
+    """The node ``conf/<group>/<name>.yaml`` gives, with the files its defaults list names in its group merged in
+    (``- zero_cost``, then ``_self_``, which comes last when it is not listed, as in Hydra); {} if there is none."""
     path = CONF / group / f"{name}.yaml"
     if not path.is_file():
         return {}
     node = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-    return {str(k): _canonical(v) for k, v in node.items()} if isinstance(node, dict) else {}
+    if not isinstance(node, dict):
+        return {}
+    entries = [str(e) for e in node.pop("defaults", []) if isinstance(e, str)]
+    own = {str(k): _canonical(v) for k, v in node.items()}
+    merged: dict[str, Any] = {}
+    for entry in entries if "_self_" in entries else [*entries, "_self_"]:
+        merged.update(own if entry == "_self_" else _plugin_file(group, entry.split("@")[0]))
+    return merged
 
 
 @cache
