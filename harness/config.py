@@ -63,7 +63,9 @@ class HarnessConfig:
     experiment_name: str = "default"
     #: show a progress bar (per evaluation for one seed, per seed for n_seeds > 1)
     progress: bool = True
-    #: skip a seed whose run folder already holds a finished run of the same config (resume an interrupted sweep)
+    #: skip a seed whose run folder already holds a finished run of the same config (resume an interrupted sweep);
+    #: false runs it again. A run folder is named by its defining config (harness/identity.py), which leaves out
+    #: data_dir, cache_dir, results_dir, experiment_name, score_cache, threads, progress, n_seeds and skip_done
     skip_done: bool = True
     #: where live estimators' scores are kept and reused (a hit charges the recorded cost): "auto" =
     #: <cache_dir>/scores.sqlite, "off" = nowhere, an SQLite file's path (or sqlite:///PATH), or a PostgreSQL server,

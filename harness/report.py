@@ -104,6 +104,8 @@ def _save(fig: Any, out: Path, name: str) -> list[Path]:
 def write_report(results: Path, out: Path) -> tuple[list[Path], list[str], str]:
     """Write the tables and figures; returns (files written, problems, the aggregate table as text)."""
     runs, problems = storage.load_runs(results)
+    if not runs:
+        return [], problems, ""
     out.mkdir(parents=True, exist_ok=True)
     written = []
     rows = aggregate(s for _, s in runs)

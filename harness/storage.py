@@ -1,8 +1,9 @@
 """Flat files for results: ``records.csv`` (one row per evaluation) and ``summary.json`` per run. No pickles.
 
 A run folder is complete when its ``summary.json`` exists: it is written last, atomically. While a run is in
-progress, ``started.json`` holds its config and every finished evaluation is appended to ``records.csv`` and
-flushed (:class:`RecordLog`), so an interrupted run keeps them and the next one resumes from them. While a
+progress, ``started.json`` holds its config (from its first evaluation on) and every finished evaluation is
+appended to ``records.csv`` and flushed (:class:`RecordLog`), so an interrupted run keeps them and the next one
+resumes from them. While a
 process runs a folder it holds the folder's lock (:func:`hold_run`), so a second live process never writes there.
 """
 
@@ -281,9 +282,14 @@ _REQUIRED_BY_TASK = {"search": ("searcher", "incumbent_test_acc", "optimum_test_
 
 def load_runs(root: str | os.PathLike[str]) -> tuple[list[tuple[Path, dict[str, Any]]], list[str]]:
     """Every finished run under ``root`` as (folder, summary), and one message per ``summary.json`` that is
-    unreadable, truncated or not a harness summary (those are skipped, never fatal)."""
+    unreadable, truncated or not a harness summary, or a second copy of a run already found (the same experiment,
+    plug-ins, defining config and seed, as a folder of the layout before run ids and its rerun now): those are
+    skipped, never fatal, so no run counts twice."""
+    from harness.identity import config_id
+
     runs: list[tuple[Path, dict[str, Any]]] = []
     problems: list[str] = []
+    seen: dict[tuple[Any, ...], Path] = {}
     for folder in find_runs(root):
         try:
             summary = read_summary(folder)
@@ -295,6 +301,12 @@ def load_runs(root: str | os.PathLike[str]) -> tuple[list[tuple[Path, dict[str, 
         if task not in _REQUIRED_BY_TASK or missing:
             problems.append(f"{folder / SUMMARY}: not a harness run summary (missing {', '.join(missing) or 'task'})")
             continue
+        names = tuple(summary.get(k) for k in ("experiment", "task", "benchmark", "dataset", "searcher", "estimator"))
+        key = (*names, config_id(summary.get("config", {})), summary["seed"])
+        if key in seen:
+            problems.append(f"{folder}: the same run (config {key[-2]}, seed {key[-1]}) as {seen[key]}, counted once")
+            continue
+        seen[key] = folder
         runs.append((folder, summary))
     return runs, problems
 

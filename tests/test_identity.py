@@ -244,6 +244,13 @@ def test_a_summary_written_before_config_ids_aggregates_with_the_same_config_run
     assert not problems and len(runs) == 2
     [row] = aggregate(s for _, s in runs)
     assert row["n"] == 2 and row["config"] == ""
+    # the old run's seed run again into a folder of its own: counted once, the copy named
+    shutil.copytree(folders[0], tmp_path / "rerun" / "seed=0")
+    runs, problems = storage.load_runs(tmp_path)
+    copy = tmp_path / "rerun" / "seed=0"  # found first (sorted paths): the old folder is the one skipped
+    assert len(runs) == 2 and problems == [
+        f"{folders[0]}: the same run (config {row['config_id']}, seed 0) as {copy}, counted once"
+    ]
 
 
 def test_aggregate_metric_and_report_out_refuse_bad_input_in_one_line(tmp_path, nb201_csv):
