@@ -3,8 +3,8 @@
 A run folder is complete when its ``summary.json`` exists: it is written last, atomically. While a run is in
 progress, ``started.json`` holds its config (from its first evaluation on) and every finished evaluation is
 appended to ``records.csv`` and flushed (:class:`RecordLog`), so an interrupted run keeps them and the next one
-resumes from them. While a
-process runs a folder it holds the folder's lock (:func:`hold_run`), so a second live process never writes there.
+resumes from them. While a process runs a folder it holds the folder's lock (:func:`hold_run`), so a second live
+process never writes there.
 """
 
 from __future__ import annotations
@@ -285,7 +285,7 @@ def load_runs(root: str | os.PathLike[str]) -> tuple[list[tuple[Path, dict[str, 
     unreadable, truncated or not a harness summary, or a second copy of a run already found (the same experiment,
     plug-ins, defining config and seed, as a folder of the layout before run ids and its rerun now): those are
     skipped, never fatal, so no run counts twice."""
-    from harness.identity import config_id
+    from harness.identity import config_id  # here: it imports Hydra, which reading a file does not need
 
     runs: list[tuple[Path, dict[str, Any]]] = []
     problems: list[str] = []
