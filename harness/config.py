@@ -70,7 +70,9 @@ class HarnessConfig:
     experiment_name: str = "default"
     #: show a progress bar (per evaluation for one seed, per seed for n_seeds > 1)
     progress: bool = True
-    #: skip a seed whose run folder already holds a finished run of the same config (resume an interrupted sweep)
+    #: skip a seed whose run folder already holds a finished run of the same config (resume an interrupted sweep);
+    #: false runs it again. A run folder is named by its defining config (harness/identity.py), which leaves out
+    #: data_dir, cache_dir, results_dir, experiment_name, score_cache, threads, progress, n_seeds and skip_done
     skip_done: bool = True
     #: where live estimators' scores are kept and reused (a hit charges the recorded cost): "auto" =
     #: <cache_dir>/scores.sqlite, "off" = nowhere, an SQLite file's path (or sqlite:///PATH), or a PostgreSQL server,
@@ -81,15 +83,14 @@ class HarnessConfig:
     max_consecutive_failures: int = 10
 
 
-def _run_name(task: str, searcher: str, estimator: str) -> str:
-    return f"{searcher}-{estimator}" if task == "search" else f"{task}-{estimator}"
-
-
 def register() -> None:
-    """Register the schema and the ``run_name`` and ``experiment_folder`` resolvers (idempotent)."""
+    """Register the schema, the ``run_path`` resolver of run folders and the ``experiment_folder`` resolver
+    (idempotent)."""
+    from harness.identity import run_path_resolver
+
     ConfigStore.instance().store(name="harness_schema", node=HarnessConfig)
-    if not OmegaConf.has_resolver("run_name"):
-        OmegaConf.register_new_resolver("run_name", _run_name)
+    if not OmegaConf.has_resolver("run_path"):
+        OmegaConf.register_new_resolver("run_path", run_path_resolver)
     if not OmegaConf.has_resolver("experiment_folder"):
         OmegaConf.register_new_resolver("experiment_folder", experiment_folder)
 

@@ -24,14 +24,14 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from harness import loop, sampling, seeding, storage
+from harness import identity, loop, paths, sampling, seeding, storage
 from harness.benchmarks.view import ValidationView
 from harness.budget import Budget
 from harness.cache import CachedEstimator, ScoreCache, estimator_key, open_cache
-from harness.config import HarnessConfig, check, check_keywords, cpus_given
+from harness.config import check, check_keywords, cpus_given
 from harness.errors import ConfigError, StateFileError
 from harness.interfaces import Benchmark, Estimator, EstimatorContext, SearchSpace
-from harness.types import Arch, RunResult
+from harness.types import Arch, EvalRecord, RunResult
 
 TASKS = ("search", "rank")
 log = logging.getLogger("harness")
@@ -54,7 +54,8 @@ def build(node: DictConfig) -> tuple[str, Callable[..., Any]]:
     params = plain(node)
     name = str(params.pop("name"))
     factory = instantiate({**params, "_partial_": True})
-    check_keywords(str(node._key() or "plug-in"), name, factory)  # a key the plug-in does not take fails here, not at its call
+    # a key the plug-in does not take fails here, not at its call
+    check_keywords(str(node._key() or "plug-in"), name, factory)
     return name, factory
 
 
@@ -105,22 +106,12 @@ def run_folder(job_dir: Path, seed: int, first_seed: int) -> Path:
     return job_dir if seed == first_seed else job_dir.parent / f"seed={seed}"
 
 
-#: settings that do not change what a run computes; a finished run is re-used whatever their values
-_NOT_DEFINING = ("progress", "n_seeds", "skip_done", "score_cache", "data_dir", "cache_dir", "results_dir", "threads")
-
-
-def _defining(config: dict[str, Any]) -> dict[str, Any]:
-    """The settings of ``config`` that define what a run computes; a top-level setting the config lacks (a run
-    written before that setting existed) counts as its default."""
-    defaults = {f.name: f.default for f in dataclasses.fields(HarnessConfig) if f.default is not dataclasses.MISSING}
-    return {k: v for k, v in {**defaults, **config}.items() if k not in _NOT_DEFINING}
-
-
 def _finished(folder: Path, config: dict[str, Any]) -> bool:
-    """True if ``folder`` holds a finished run of ``config``; a finished run of another config is an error."""
+    """True if ``folder`` holds a finished run of ``config``; a finished run of another defining config
+    (:func:`harness.identity.defining`) is a :class:`ConfigError`, so it is never reused nor overwritten."""
     if not storage.is_complete(folder):
         return False
-    stored, current = _defining(storage.read_summary(folder).get("config", {})), _defining(config)
+    stored, current = identity.defining(storage.read_summary(folder).get("config", {})), identity.defining(config)
     if stored != current:
         diff = sorted(k for k in stored.keys() | current.keys() if stored.get(k) != current.get(k))
         raise ConfigError(
@@ -215,7 +206,8 @@ class Job:
     make_searcher: Callable[..., Any] | None
     budget: Budget | None
     cache: ScoreCache | None
-    cache_key: str
+    #: a live estimator's :func:`score_key` (what its scores are computed with), "" for a table
+    score_key: str
     threads: int | None
     archs: list[Arch]
     draws: int
@@ -258,7 +250,7 @@ def prepare(cfg: DictConfig) -> Job:
         make_searcher=make_searcher,
         budget=Budget(cfg.budget.max_evals, cfg.budget.max_cost_s) if cfg.task == "search" else None,
         cache=cache,
-        cache_key=score_key(cfg, probe, benchmark.space) if cache is not None else "",
+        score_key=score_key(cfg, probe, benchmark.space) if probe.tags.live else "",
         threads=set_torch_threads(cfg) if probe.tags.live else None,
         archs=archs,
         draws=draws,
@@ -280,7 +272,7 @@ def seed_config(job: Job, seed: int) -> dict[str, Any]:
 def make_estimator(job: Job) -> Estimator:
     """A fresh estimator of ``job``, its scores kept in and reused from the job's score cache when it has one."""
     estimator: Estimator = job.make_estimator()
-    return CachedEstimator(estimator, job.cache, job.cache_key) if job.cache is not None else estimator
+    return CachedEstimator(estimator, job.cache, job.score_key) if job.cache is not None else estimator
 
 
 def run_task(
@@ -309,16 +301,19 @@ def run_summary(
     estimator: Estimator,
     result: RunResult,
     n_resumed: int,
-    started: str | None,
+    started: str,
 ) -> dict[str, Any]:
-    """The ``summary.json`` of a finished run of ``seed``: what ran (task, plug-ins, seeds, budget, versions,
-    config), what the loop reported (``result.summary``), cache hits and threads of a live estimator, how many
-    evaluations were resumed and when the run first started (``started``; now for a fresh run)."""
+    """The ``summary.json`` of a finished run of ``seed``: what ran (task, plug-ins, seeds, budget, versions), its
+    defining config (``config``: no machine-local path in it), that config's id and label
+    (:mod:`harness.identity`), what the loop reported (``result.summary``), cache hits and threads of a live
+    estimator, how many evaluations were resumed, when the run first started, and where its data and caches were
+    on the machine that finished it (``where``)."""
     cfg = job.cfg
     if isinstance(estimator, CachedEstimator):
         result.summary["n_cache_hits"] = estimator.hits
     if job.threads is not None:
         result.summary["threads"] = job.threads
+    config = seed_config(job, seed)
     return {
         "task": cfg.task,
         "experiment": cfg.experiment_name,
@@ -333,33 +328,51 @@ def run_summary(
         "test_split": getattr(job.benchmark, "has_test_split", True),
         **result.summary,
         "n_resumed": n_resumed,
-        "started_utc": started or dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "started_utc": started,
         "versions": _versions(),
-        "config": seed_config(job, seed),
+        "config_id": identity.config_id(config),
+        "config_label": identity.label(config),
+        "config": identity.defining(config),
+        "where": {"data_dir": str(paths.data_dir(cfg.data_dir)), "cache_dir": str(paths.cache_dir(cfg.cache_dir))},
     }
 
 
 def run_seed(job: Job, seed: int, folder: Path, progress: bool) -> Path:
     """Run (or resume) one seed of ``job`` in ``folder``: every evaluation is appended to ``records.csv`` as it
-    finishes; ``summary.json`` is written last. The caller holds the folder's lock (:func:`run_or_skip`).
+    finishes; ``summary.json`` is written last. ``started.json`` is written with the first evaluation, once the
+    searcher is built and the estimator fitted, so a start that fails leaves nothing that stops the corrected
+    command (its empty ``records.csv`` is removed too). The caller holds the folder's lock (:func:`run_or_skip`).
     Returns the folder."""
-    kept, started = storage.start_run(folder, _defining(seed_config(job, seed)))
+    config = identity.defining(seed_config(job, seed))
+    kept, started = storage.start_run(folder, config, job.score_key)
     if kept:
         log.info("resuming %s from its %d recorded evaluations", folder, len(kept))
+    started = started or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     estimator = make_estimator(job)
     rng_seed, live = estimator_seed(job.cfg, seed), estimator.tags.live
     context = estimator_context(job.cfg, job.benchmark_name, job.benchmark, rng_seed, live, job.view)
     record_log = storage.RecordLog(folder, kept)
+    under_way = bool(kept)
+
+    def on_record(record: EvalRecord) -> None:
+        nonlocal under_way
+        if not under_way:
+            storage.mark_started(folder, config, started, job.score_key)
+            under_way = True
+        record_log(record)
+
     common: dict[str, Any] = {
         "progress": progress,
         "max_consecutive_failures": job.cfg.max_consecutive_failures,
         "resume": kept,
-        "on_record": record_log,
+        "on_record": on_record,
     }
     try:
         result = run_task(job, seed, estimator, context, common)
     finally:
         record_log.close()
+        if not under_way:
+            (folder / storage.RECORDS).unlink(missing_ok=True)
     summary = run_summary(job, seed, estimator, result, len(kept), started)
     return storage.write_run(folder, RunResult(result.records, summary))
 
@@ -367,16 +380,17 @@ def run_seed(job: Job, seed: int, folder: Path, progress: bool) -> Path:
 def run_or_skip(job: Job, seed: int, folder: Path, progress: bool) -> Path:
     """Run, resume or skip one seed in ``folder``; returns the folder.
 
-    A finished run of the same config is skipped (``skip_done``). Otherwise the seed runs while this process holds
-    the folder's lock (:func:`harness.storage.hold_run`); if another live process holds it,
-    :class:`~harness.errors.RunFolderBusy` is raised and nothing is written here.
+    A finished run of the same config is skipped (unless ``skip_done=false``, which runs it again); a finished run
+    of another config is a :class:`ConfigError` either way, never reused nor overwritten. Otherwise the seed runs
+    while this process holds the folder's lock (:func:`harness.storage.hold_run`); if another live process holds
+    it, :class:`~harness.errors.RunFolderBusy` is raised and nothing is written here.
     """
-    skip = job.cfg.skip_done
-    if skip and _finished(folder, seed_config(job, seed)):  # before the lock: a finished folder is only read
+    config = seed_config(job, seed)
+    if _finished(folder, config) and job.cfg.skip_done:  # before the lock: a finished folder is only read
         log.info("skipped %s: already finished", folder)
         return folder
     with storage.hold_run(folder):
-        if skip and _finished(folder, seed_config(job, seed)):  # finished by another process since the check
+        if _finished(folder, config) and job.cfg.skip_done:  # finished by another process since the check
             log.info("skipped %s: already finished", folder)
             return folder
         return run_seed(job, seed, folder, progress)

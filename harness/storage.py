@@ -1,9 +1,10 @@
 """Flat files for results: ``records.csv`` (one row per evaluation) and ``summary.json`` per run. No pickles.
 
 A run folder is complete when its ``summary.json`` exists: it is written last, atomically. While a run is in
-progress, ``started.json`` holds its config and every finished evaluation is appended to ``records.csv`` and
-flushed (:class:`RecordLog`), so an interrupted run keeps them and the next one resumes from them. While a
-process runs a folder it holds the folder's lock (:func:`hold_run`), so a second live process never writes there.
+progress, ``started.json`` holds its config (from its first evaluation on) and every finished evaluation is
+appended to ``records.csv`` and flushed (:class:`RecordLog`), so an interrupted run keeps them and the next one
+resumes from them. While a process runs a folder it holds the folder's lock (:func:`hold_run`), so a second live
+process never writes there.
 """
 
 from __future__ import annotations
@@ -95,15 +96,15 @@ def _read_json(path: Path) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------- runs in progress
 
 
-def start_run(folder: Path, config: dict[str, Any]) -> tuple[list[EvalRecord], str | None]:
-    """Prepare ``folder`` for a run of ``config``: the evaluations an interrupted run of the same config left in
-    ``records.csv`` (complete lines only) and the time it started, or nothing for a fresh start. A run of another
-    config in progress there is a :class:`ConfigError`; unreadable state files a :class:`StateFileError`."""
-    folder.mkdir(parents=True, exist_ok=True)
+def start_run(folder: Path, config: dict[str, Any], score_key: str = "") -> tuple[list[EvalRecord], str | None]:
+    """What ``folder`` holds for a run of ``config``: the evaluations an interrupted run of the same config left in
+    ``records.csv`` (complete lines only) and the time it started, or ``([], None)`` for a fresh start, which
+    writes nothing (:func:`mark_started` does, once the run is under way). A run of another config in progress
+    there is a :class:`ConfigError`, and so is one whose live estimator computed its scores with another
+    ``score_key`` (another code, torch, CPU kernel set, thread count or data: a resume would mix two kinds of
+    score in one run); unreadable state files a :class:`StateFileError`."""
     started = folder / STARTED
     if not started.is_file():
-        text = json.dumps(_json_safe({"config": config, "started_utc": _now()}), indent=2, sort_keys=True)
-        paths.write_atomic(started, lambda f: f.write(text.encode() + b"\n"))
         (folder / RECORDS).unlink(missing_ok=True)  # records without started.json: from before; start afresh
         return [], None
     previous = _read_json(started)
@@ -112,7 +113,29 @@ def start_run(folder: Path, config: dict[str, Any]) -> tuple[list[EvalRecord], s
             f"{folder} holds an unfinished run of another config ({started}); choose another experiment_name or "
             "results_dir, or delete that folder"
         )
+    before = previous.get("score_key", "")
+    if before != score_key:
+        old, new = (json.loads(k) if k else {} for k in (before, score_key))
+        differ = ", ".join(
+            f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)
+        )
+        raise ConfigError(
+            f"{folder} holds an unfinished run whose scores were computed otherwise ({differ}); resume it as it "
+            "started (e.g. the same threads= on the same kind of machine), or delete that folder to start afresh"
+        )
     return read_partial_records(folder / RECORDS), previous.get("started_utc")
+
+
+def mark_started(folder: Path, config: dict[str, Any], started_utc: str, score_key: str = "") -> None:
+    """Write ``started.json`` (``config``, ``started_utc`` and a live estimator's ``score_key``) into ``folder``
+    unless it is there: from now on its ``records.csv`` is resumed by a run of ``config`` and ``score_key`` and
+    refused by any other. Called once the run is under way (its plug-ins built and fitted), so a start that fails
+    leaves nothing that stops the corrected command."""
+    path = folder / STARTED
+    if not path.is_file():
+        state = {"config": config, "started_utc": started_utc, "score_key": score_key}
+        text = json.dumps(_json_safe(state), indent=2, sort_keys=True)
+        paths.write_atomic(path, lambda f: f.write(text.encode() + b"\n"))
 
 
 def read_partial_records(path: Path) -> list[EvalRecord]:
@@ -288,9 +311,14 @@ _REQUIRED_BY_TASK = {"search": ("searcher", "incumbent_test_acc", "optimum_test_
 
 def load_runs(root: str | os.PathLike[str]) -> tuple[list[tuple[Path, dict[str, Any]]], list[str]]:
     """Every finished run under ``root`` as (folder, summary), and one message per ``summary.json`` that is
-    unreadable, truncated or not a harness summary (those are skipped, never fatal)."""
+    unreadable, truncated or not a harness summary, or a second copy of a run already found (the same experiment,
+    plug-ins, defining config and seed, as a folder of the layout before run ids and its rerun now): those are
+    skipped, never fatal, so no run counts twice."""
+    from harness.identity import config_id  # here: it imports Hydra, which reading a file does not need
+
     runs: list[tuple[Path, dict[str, Any]]] = []
     problems: list[str] = []
+    seen: dict[tuple[Any, ...], Path] = {}
     for folder in find_runs(root):
         try:
             summary = read_summary(folder)
@@ -302,6 +330,12 @@ def load_runs(root: str | os.PathLike[str]) -> tuple[list[tuple[Path, dict[str, 
         if task not in _REQUIRED_BY_TASK or missing:
             problems.append(f"{folder / SUMMARY}: not a harness run summary (missing {', '.join(missing) or 'task'})")
             continue
+        names = tuple(summary.get(k) for k in ("experiment", "task", "benchmark", "dataset", "searcher", "estimator"))
+        key = (*names, config_id(summary.get("config", {})), summary["seed"])
+        if key in seen:
+            problems.append(f"{folder}: the same run (config {key[-2]}, seed {key[-1]}) as {seen[key]}, counted once")
+            continue
+        seen[key] = folder
         runs.append((folder, summary))
     return runs, problems
 

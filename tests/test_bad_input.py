@@ -102,19 +102,9 @@ def written(tmp_path: Path) -> list[str]:
     )
 
 
-#: refused by the loop (its budget check, the estimator's fit), after the run's start is written today (issue 20,
-#: item 5: the start is to be written after them); strict, so the fix shows up here
-LATE = {"cost budget without costs", "unknown proxy", "RMI without steps"}
-
-
 @pytest.mark.parametrize(
     ("what", "overrides", "text"),
-    [
-        pytest.param(*c, marks=pytest.mark.xfail(strict=True, reason="writes its start before the loop's checks"))
-        if c[0] in LATE
-        else c
-        for c in CATALOGUE
-    ],
+    CATALOGUE,
     ids=[c[0] for c in CATALOGUE],
 )
 def test_bad_input_is_one_error_line(nb201_csv, tmp_path, what, overrides, text):

@@ -40,7 +40,9 @@ def cli(*args: str, tmp_path: Path, env: dict[str, str] | None = None) -> subpro
 
 
 def run_dir(tmp_path: Path, searcher: str = "rea", estimator: str = "train12", seed: int = 0) -> Path:
-    return tmp_path / "results" / "default" / "nb201-cifar10" / f"{searcher}-{estimator}" / f"seed={seed}"
+    """The one run folder of ``seed`` under ``<searcher>-<estimator>`` (its config folder is named by its id)."""
+    [folder] = (tmp_path / "results" / "default" / "nb201-cifar10" / f"{searcher}-{estimator}").glob(f"*/seed={seed}")
+    return folder
 
 
 def test_search_writes_records_and_summary(tmp_path, nb201_csv):
@@ -110,7 +112,7 @@ def test_n_seeds_in_one_process_equals_a_multirun_over_seeds(tmp_path, nb201_csv
 def test_rank_task_on_given_and_sampled_architectures(tmp_path, nb201_csv):
     proc = cli("task=rank", "estimator=train12", "n_archs=60", "progress=false", tmp_path=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    folder = tmp_path / "results" / "default" / "nb201-cifar10" / "rank-train12" / "seed=0"
+    [folder] = (tmp_path / "results" / "default" / "nb201-cifar10" / "rank-train12").glob("n_archs=60-*/seed=0")
     s = storage.read_summary(folder)
     assert s["n_archs"] == s["n_unique"] == s["n_scored"] == 60
     assert 0.4 < s["kendall_tau_test"] < 0.95 and s["kendall_tau_test_ci95"][0] < s["kendall_tau_test"]
@@ -128,7 +130,7 @@ def test_interrupted_sweep_resumes_without_redoing_finished_runs(tmp_path, nb201
     first = cli("-m", "benchmark.dataset=cifar10,cifar11,cifar100", "searcher=rs", *FAST, tmp_path=tmp_path)
     assert "cifar11" in first.stderr
     done = sorted((tmp_path / "results").rglob("summary.json"))
-    assert [p.parts[-4] for p in done] == ["nb201-cifar10", "nb201-cifar100"]
+    assert [p.parts[-5] for p in done] == ["nb201-cifar10", "nb201-cifar100"]
     stamps = [p.stat().st_mtime_ns for p in done]
     again = cli("-m", "benchmark.dataset=cifar10,cifar100,ImageNet16-120", "searcher=rs", *FAST, tmp_path=tmp_path)
     assert again.returncode == 0, again.stderr

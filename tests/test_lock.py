@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import storage
+from harness import identity, storage
+from harness.config import compose
 from harness.errors import RunFolderBusy, StateFileError
 from harness.experiment import run_job
 from tests.conftest import ROOT, compose_cfg
@@ -24,7 +25,8 @@ JOB = ["searcher=rs", "budget=evals100"]
 HOLDER = """
 import sys, time
 from pathlib import Path
-from harness import storage
+from harness import identity, storage
+from harness.config import compose
 with storage.hold_run(Path(sys.argv[1])):
     print("locked", flush=True)
     time.sleep(600)
@@ -104,7 +106,7 @@ def test_the_lock_is_released_on_sigterm_and_by_a_finished_run(tmp_path, holders
 def test_the_cli_names_the_holder_in_one_error_line(nb201_csv, tmp_path, holders):
     results = tmp_path / "results"
     args = [*JOB, f"results_dir={results}", "experiment_name=locked", "progress=false"]
-    folder = results / "locked" / "nb201-cifar10" / "rs-train12" / "seed=0"
+    folder = results / "locked" / identity.run_path(identity.resolved(compose(args))) / "seed=0"
     holder = _hold(folder)
     holders.append(holder)
     proc = subprocess.run(
