@@ -280,3 +280,39 @@ def test_aggregate_metric_and_report_out_refuse_bad_input_in_one_line(tmp_path, 
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1 and says in lines[0], proc.stderr
     assert (tmp_path / "file").read_text() == "keep me"
+
+
+def _interrupted(results: Path, overrides: list[str], rows: int) -> Path:
+    """The folder of a run of ``overrides`` stopped by SIGINT once it has recorded ``rows`` evaluations."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", *overrides, f"results_dir={results}", "progress=false"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        records = list(results.rglob("records.csv"))
+        if records and len(records[0].read_text().splitlines()) > rows:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    [started] = results.rglob("started.json")
+    return started.parent
+
+
+def test_an_unfinished_live_run_resumes_only_with_the_score_key_it_started_with(tmp_path, nb201_csv):
+    """Scores of two thread counts differ (harness.cache.keys): a run under way at threads=1 is not continued at
+    threads=2, which would mix them in one run; at threads=1 it resumes."""
+    folder = _interrupted(tmp_path, LIVE, 2)
+    kept = (folder / storage.RECORDS).read_text()
+    other = harness(*[o for o in LIVE if o != "threads=1"], "threads=2", results=tmp_path)
+    assert other.returncode == 2 and other.stderr.count("\n") == 1, other.stderr
+    assert "computed otherwise (threads 1 -> 2)" in other.stderr
+    assert (folder / storage.RECORDS).read_text() == kept  # untouched
+    again = harness(*LIVE, results=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert storage.read_summary(folder)["n_resumed"] == len(kept.splitlines()) - 1
