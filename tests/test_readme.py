@@ -179,3 +179,23 @@ def test_each_make_line_names_a_target(line):
     target = shlex.split(line)[1:]
     proc = subprocess.run(["make", "-n", *target], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, f"{line}\n{proc.stderr}"
+
+
+@pytest.mark.parametrize(("name", "fidelities"), [("nbmacro", "full"), ("nb301", "surrogate")])
+def test_a_benchmark_without_the_default_estimators_table_names_the_one_that_applies(tmp_path, name, fidelities):
+    """The README's nbmacro line as it was (the default estimator train12 needs a 12-epoch table): one line that
+    says to use estimator=full_train, exit 2."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", f"benchmark={name}", "budget=evals100", "searcher=rs"]
+        + [f"results_dir={tmp_path}", "progress=false"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"error: estimator=train12 needs a 12ep table, which {name} has not ({name} has no fidelity "
+        f"'12ep'; valid: {fidelities}); use estimator=full_train (the full schedule, in every table) or a live "
+        "estimator\n"
+    )
