@@ -5,6 +5,9 @@
 * :func:`fig1b`: final test accuracy against search cost, mean +- std over seeds per searcher x estimator.
 * :func:`regret`: optimum minus the test accuracy of the search's answer against simulated time, median and
   quartiles.
+
+A benchmark that records no training time (NAS-Bench-Macro, NB301) gives table estimators a cost of 0: a search
+panel where some search cost 0 is drawn against evaluations instead, and says so on its axis.
 """
 
 from __future__ import annotations
@@ -33,6 +36,15 @@ def _panels(frame: pd.DataFrame) -> list[tuple[str, str]]:
     """The (benchmark, dataset) pairs in ``frame``, sorted: one panel each."""
     pairs = frame[["benchmark", "dataset"]].dropna().drop_duplicates()
     return sorted(zip(pairs["benchmark"].astype(str), pairs["dataset"].astype(str), strict=True))
+
+
+#: the x axis of a search panel where some search cost 0 s (:func:`_free`)
+_EVALS_LABEL = "evaluations ({scale}some searches here cost 0 s: the benchmark records no training time)"
+
+
+def _free(costs: Any) -> bool:
+    """Whether a panel's costs include a 0 (no recorded training time): no cost axis can show those runs."""
+    return bool(len(costs)) and float(np.min(np.asarray(costs, dtype=float))) <= 0
 
 
 def _unit_kind(cost_unit: str) -> str:
@@ -78,8 +90,13 @@ def fig1a(rank: pd.DataFrame) -> Any:
                 ax.axhline(best, ls="--", color="black", lw=1, label=f"best test acc. in the sample {best:.2f}")
             else:
                 ax.axhline(0, color="grey", lw=0.8)
-            ax.set_xscale("log")
-            ax.set_xlabel(f"seconds to score the {n} architectures (log scale)")
+            if _free(have["total_cost_s"]):  # a log axis cannot show 0: linear up to 1 s
+                ax.set_xscale("symlog", linthresh=1.0)
+                ax.set_xlim(-0.5, max(10.0, 3 * float(have["total_cost_s"].max())))
+                ax.set_xlabel(f"seconds to score the {n} architectures (log scale; 0: no recorded training time)")
+            else:
+                ax.set_xscale("log")
+                ax.set_xlabel(f"seconds to score the {n} architectures (log scale)")
             ax.set_ylabel(ylabel)
             ax.set_title(f"{title}: {bench} {dataset}", fontsize=10)
             ax.grid(alpha=0.3, which="both")
@@ -87,7 +104,8 @@ def fig1a(rank: pd.DataFrame) -> Any:
                 units = [u for u in have["cost_unit"].unique() if _unit_kind(u) == kind]
                 if units:
                     ax.plot([], [], _UNIT_MARKERS[kind], color=color, label=_unit_label(units[0]))
-            ax.legend(loc="lower right", fontsize=8, title="cost is in", title_fontsize=8)
+            if have.size:
+                ax.legend(loc="lower right", fontsize=8, title="cost is in", title_fontsize=8)
     return fig
 
 
@@ -112,14 +130,14 @@ def _estimator_points(ax: Any, df: pd.DataFrame, metric: str) -> None:
             capsize=3,
             color="C0" if kind == "recorded" else "C3",
         )
-        x, label_y = float(np.log10(cost)), y
+        x, label_y = float(np.log10(max(cost, 1e-3))), y
         while any(abs(x - px) < 0.7 and abs(label_y - py) < step for px, py in placed):
             label_y -= step
         placed.append((x, label_y))
         ax.annotate(
             str(estimator),
             (cost, y),
-            xytext=(cost * 1.3, label_y),
+            xytext=(cost * 1.3 if cost > 0 else 0.3, label_y),
             fontsize=9,
             va="center",
             arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"} if label_y != y else None,
@@ -138,8 +156,10 @@ def fig1b(search: pd.DataFrame) -> Any:
     colors = {e: f"C{i}" for i, e in enumerate(estimators)}
     for ax, (bench, dataset) in zip(axes, panels, strict=True):
         df = search[(search["benchmark"] == bench) & (search["dataset"] == dataset)]
+        by_evals = _free(df["total_cost_s"])
+        x_key = "n_evals" if by_evals else "total_cost_s"
         for (searcher, estimator), g in df.groupby(["searcher", "estimator"]):
-            acc, cost = g["incumbent_test_acc"], g["total_cost_s"]
+            acc, cost = g["incumbent_test_acc"], g[x_key]
             rmi = str(estimator).startswith("rmi")
             ax.errorbar(
                 cost.mean(),
@@ -155,11 +175,16 @@ def fig1b(search: pd.DataFrame) -> Any:
             )
         optimum = df["optimum_test_acc"].max()
         ax.axhline(optimum, ls="--", color="black", lw=1, label=f"benchmark optimum {optimum:.2f}")
-        wide = df["total_cost_s"].max() > 10 * df["total_cost_s"].min()
+        wide = df[x_key].max() > 10 * df[x_key].min()
         ax.set_xscale("log" if wide else "linear")
-        ax.set_xlabel(f"search cost (simulated seconds{', log scale' if wide else ''}; unit per entry in the legend)")
+        ax.set_xlabel(
+            _EVALS_LABEL.format(scale="log scale; " if wide else "")
+            if by_evals
+            else f"search cost (simulated seconds{', log scale' if wide else ''}; unit per entry in the legend)"
+        )
         ax.set_ylabel("test accuracy of the final architecture (%)")
-        ax.set_title(f"Search result vs. cost: {bench} {dataset} (mean ± std over seeds)")
+        over = "evaluations" if by_evals else "cost"
+        ax.set_title(f"Search result vs. {over}: {bench} {dataset} (mean ± std over seeds)")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7, loc="best")
     return fig
@@ -181,7 +206,8 @@ def incumbent_regret(records: pd.DataFrame, optimum: float) -> tuple[np.ndarray,
 
 
 def regret(curves: pd.DataFrame) -> Any:
-    """Regret against simulated time: median and interquartile band over seeds per searcher x estimator.
+    """Regret against simulated time (against evaluations in a panel where some search cost 0 s): median and
+    interquartile band over seeds per searcher x estimator.
 
     ``curves``: one row per run with columns benchmark, dataset, searcher, estimator, cost_unit, clock (array),
     regret (array) as made by :func:`incumbent_regret`.
@@ -190,13 +216,14 @@ def regret(curves: pd.DataFrame) -> Any:
     fig, axes = _figure(len(panels))
     for ax, (bench, dataset) in zip(axes, panels, strict=True):
         df = curves[(curves["benchmark"] == bench) & (curves["dataset"] == dataset)]
+        by_evals = _free([c[-1] for c in df["clock"]])
         for i, ((searcher, estimator), g) in enumerate(df.groupby(["searcher", "estimator"])):
-            lo_t = max(min(c[0] for c in g["clock"]), 1e-3)
-            hi_t = max(c[-1] for c in g["clock"])
-            grid = np.geomspace(lo_t, hi_t, 200)
+            xs = [np.arange(1.0, len(c) + 1) if by_evals else c for c in g["clock"]]
+            hi_t = max(x[-1] for x in xs)
+            grid = np.arange(1.0, hi_t + 1) if by_evals else np.geomspace(max(min(x[0] for x in xs), 1e-3), hi_t, 200)
             rows = []
-            for clock, reg in zip(g["clock"], g["regret"], strict=True):
-                pos = np.searchsorted(clock, grid, side="right") - 1  # last evaluation finished by then
+            for x, reg in zip(xs, g["regret"], strict=True):
+                pos = np.searchsorted(x, grid, side="right") - 1  # last evaluation finished by then
                 rows.append(np.where(pos >= 0, reg[np.maximum(pos, 0)], np.nan))
             q25, q50, q75 = np.nanpercentile(np.array(rows), [25, 50, 75], axis=0)
             color = f"C{i}"
@@ -213,9 +240,11 @@ def regret(curves: pd.DataFrame) -> Any:
         ax.set_yscale("symlog", linthresh=0.1)
         ax.set_ylim(bottom=0)
         units = sorted({_unit_label(u) for u in df["cost_unit"]})
-        ax.set_xlabel("simulated search time (s, log scale)\n" + "; ".join(units), fontsize=9)
+        x_label = _EVALS_LABEL.format(scale="log scale; ") if by_evals else "simulated search time (s, log scale)"
+        ax.set_xlabel(x_label + "\n" + "; ".join(units), fontsize=9)
         ax.set_ylabel("regret: optimum − test acc. of the answer (%)")
-        ax.set_title(f"Regret over time: {bench} {dataset} (median, 25–75% band)")
+        over = "evaluations" if by_evals else "time"
+        ax.set_title(f"Regret over {over}: {bench} {dataset} (median, 25–75% band)")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
     return fig

@@ -141,13 +141,8 @@ def test_notebook_executes_on_the_results(results):
     assert len(images) == 3
 
 
-def test_saved_figures_draw_the_stored_runs(results, tmp_path, monkeypatch):
-    """Each figure the report saves draws what the runs hold: Figure 1b one point per searcher x estimator at the
-    seeds' mean cost and test accuracy, the regret plot one curve each ending at the seeds' median final regret,
-    Figure 1a one point per rank run at its tau; and each PNG is that figure, at its size."""
-    import numpy as np
-    from matplotlib.image import imread
-
+def saved_figures(monkeypatch) -> dict:
+    """{name: Figure} of every figure the report saves from now on (it still writes them)."""
     saved = {}
     save = report._save
 
@@ -156,6 +151,17 @@ def test_saved_figures_draw_the_stored_runs(results, tmp_path, monkeypatch):
         return save(fig, out, name)
 
     monkeypatch.setattr(report, "_save", keep)
+    return saved
+
+
+def test_saved_figures_draw_the_stored_runs(results, tmp_path, monkeypatch):
+    """Each figure the report saves draws what the runs hold: Figure 1b one point per searcher x estimator at the
+    seeds' mean cost and test accuracy, the regret plot one curve each ending at the seeds' median final regret,
+    Figure 1a one point per rank run at its tau; and each PNG is that figure, at its size."""
+    import numpy as np
+    from matplotlib.image import imread
+
+    saved = saved_figures(monkeypatch)
     report.write_report(results, tmp_path / "out")
     assert sorted(saved) == ["fig1a", "fig1b", "regret"]
     for name, fig in saved.items():
@@ -185,3 +191,61 @@ def test_saved_figures_draw_the_stored_runs(results, tmp_path, monkeypatch):
     taus = sorted(c.lines[0].get_ydata()[0] for c in tau_panel.containers)
     assert taus == pytest.approx(sorted(s["kendall_tau_test"] for _, s in runs if s["task"] == "rank"))
     assert sorted(t.get_text() for t in tau_panel.texts) == ["full_train", "train12"]
+
+
+@pytest.fixture(scope="module")
+def free_results(data_dir, tmp_path_factory) -> Path:
+    """Real runs on the two benchmarks that record no training time: every table evaluation costs 0 s."""
+    for name in ("nbmacro/nas-bench-macro_cifar10.json", "nb301/nb301_sample.csv"):
+        if not (data_dir / name).is_file():
+            pytest.skip(f"{name} not found in {data_dir} (set HARNESS_DATA_DIR)")
+    tmp = tmp_path_factory.mktemp("free")
+    for bench in ("nbmacro", "nb301"):
+        for overrides in (
+            ["searcher=rs", "n_seeds=2", "budget.max_evals=20", "budget.max_cost_s=null"],
+            ["searcher=rea", "budget.max_evals=15", "budget.max_cost_s=null"],
+            ["task=rank", "n_archs=30"],
+        ):
+            overrides = [f"benchmark={bench}", "estimator=full_train", *overrides]
+            cfg = compose_cfg(overrides, tmp)
+            run_job(cfg, tmp / "results" / "_".join(overrides) / "seed=0")
+    return tmp / "results"
+
+
+def test_report_of_benchmarks_without_costs_draws_against_evaluations(free_results, tmp_path, monkeypatch):
+    """NAS-Bench-Macro and NB301 record no training time, so every search costs 0 s: the report draws the searches
+    against evaluations, says so on the axis, and puts the rank runs' 0 s on a cost axis that can show 0."""
+    import numpy as np
+
+    saved = saved_figures(monkeypatch)
+    assert report.main([str(free_results), "--out", str(tmp_path / "out")]) == 0
+    assert sorted(saved) == ["fig1a", "fig1b", "regret"]
+    runs, problems = storage.load_runs(free_results)
+    assert not problems and len(runs) == 2 * 4
+    search = [s for _, s in runs if s["task"] == "search"]
+    assert {s["total_cost_s"] for s in search} == {0.0}
+
+    panels = {ax.get_title().split(": ")[1].split(" (")[0]: ax for ax in saved["regret"].axes}
+    assert sorted(panels) == ["nb301 cifar10", "nbmacro cifar10"]
+    for bench, ax in panels.items():
+        assert ax.get_xlabel().startswith("evaluations (log scale; some searches here cost 0 s")
+        assert ax.get_title().startswith("Regret over evaluations")
+        curves = {line.get_label(): line for line in ax.get_lines()}
+        assert sorted(curves) == ["rea + full_train (n=1)", "rs + full_train (n=2)"]
+        for searcher, n_evals in (("rs", 20), ("rea", 15)):
+            seeds = [s for s in search if s["searcher"] == searcher and f"{s['benchmark']} cifar10" == bench]
+            line = next(ln for label, ln in curves.items() if label.startswith(searcher))
+            assert line.get_xdata().tolist() == list(range(1, n_evals + 1))
+            regret = np.median([s["optimum_test_acc"] - s["incumbent_test_acc"] for s in seeds])
+            assert line.get_ydata()[-1] == pytest.approx(regret)
+
+    for ax in saved["fig1b"].axes:
+        assert ax.get_xlabel().startswith("evaluations (some searches here cost 0 s")
+        xs = sorted(c.lines[0].get_xdata()[0] for c in ax.containers)
+        assert xs == [15, 20]
+
+    tau_panels = saved["fig1a"].axes[::2]
+    for ax in tau_panels:
+        assert ax.get_xscale() == "symlog" and "0: no recorded training time" in ax.get_xlabel()
+        [point] = [c.lines[0] for c in ax.containers]
+        assert point.get_xdata()[0] == 0.0 and ax.get_xlim()[0] < 0 < ax.get_xlim()[1]

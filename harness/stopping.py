@@ -1,0 +1,153 @@
+"""How a harness process ends on SIGTERM (what SLURM sends) or SIGINT (Ctrl-C): one line, status 128 + the signal,
+every finished evaluation kept; and how a parallel sweep's processes end together.
+
+A sweep's parent (``hydra/launcher=joblib``) that gets a stop signal passes it on to its workers, each stops its
+job with its own line, and any still there after :data:`GRACE_S` is killed. A worker that is stopped passes the
+signal on to the parent (the whole sweep stops, instead of the worker taking the next job), and a worker whose
+parent is gone, even by ``kill -9``, stops itself. The state here is per process: this module is imported, never
+pickled with a job (``harness/__main__.py`` is, when a launcher ships ``main`` to its workers).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+#: how long a sweep's parent waits for its stopped workers to end before it kills them
+GRACE_S = 5.0
+#: how often a sweep's worker checks that its parent is still there
+WATCH_S = 0.5
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+#: the process that runs the command line (:func:`catch`); any other that runs a job is a launcher's worker
+_cli_pid: int | None = None
+#: in a launcher's worker: the sweep's parent process (:func:`_watch_parent`)
+_parent: int | None = None
+_stopping = False
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGINT arrived; ``args[0]`` is the signal."""
+
+
+def catch(*, cli: bool) -> None:
+    """Turn the stop signals into :class:`Stopped` from here on: in the command line's process (``cli``) and at
+    the start of every job. A job in a launcher's worker also starts the watch of its parent."""
+    global _cli_pid, _stopping
+    if cli:
+        _cli_pid = os.getpid()
+    elif in_worker():
+        _watch_parent()
+    _stopping = False
+    for signum in SIGNALS:
+        signal.signal(signum, _stop)
+
+
+def in_worker() -> bool:
+    """Whether this process is a launcher's worker, not the one that runs the command line."""
+    return _cli_pid != os.getpid()
+
+
+def job_done() -> None:
+    """After a job in a launcher's worker: a stop signal now just ends the worker (it has no job to stop)."""
+    if in_worker():
+        for signum in SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)
+
+
+def say(line: str) -> None:
+    """``line`` on stderr in one write: the lines of a sweep's processes never interleave."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def exit_stopped(signum: int) -> None:
+    """End the process with status 128 + ``signum``. A launcher's worker first passes the signal on to the
+    sweep's parent, which stops the other workers, and then ends for real (``os._exit`` after what a normal exit
+    runs: the launcher would catch ``SystemExit`` and hand the worker the next job)."""
+    if not in_worker():
+        sys.exit(128 + signum)
+    if _parent is not None and os.getppid() == _parent:
+        _kill(_parent, signum)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    atexit._run_exitfuncs()  # flush the logs, release semaphores
+    os._exit(128 + signum)
+
+
+def _stop(signum: int, _frame: FrameType | None) -> None:
+    global _stopping
+    if _stopping:  # one stop: the same signal to the group, or a second Ctrl-C, does not interrupt it
+        return
+    _stopping = True
+    _end_children(signum)
+    raise Stopped(signum)
+
+
+def _end_children(signum: int) -> None:
+    """Pass ``signum`` on to the children that it ends (a launcher's workers, not the resource trackers, which
+    ignore it and end after their users), wait up to :data:`GRACE_S` for them to stop, and kill those left."""
+    pending = [pid for pid in _children() if not _ignores(pid, signum)]
+    for pid in pending:
+        _kill(pid, signum)
+    deadline = time.monotonic() + GRACE_S
+    while pending and time.monotonic() < deadline:
+        time.sleep(0.05)
+        live = set(_children())
+        pending = [pid for pid in pending if pid in live]
+    for pid in pending:
+        _kill(pid, signal.SIGKILL)
+
+
+def _children() -> list[int]:
+    """The live (not zombie) child processes of this one; Linux's ``/proc``, elsewhere none are found."""
+    me, found = os.getpid(), []
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, ppid = entry.read_text().rsplit(")", 1)[1].split()[:2]  # after "pid (command)"
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if int(ppid) == me and state not in "ZX":
+            found.append(int(entry.parent.name))
+    return found
+
+
+def _ignores(pid: int, signum: int) -> bool:
+    """Whether process ``pid`` ignores ``signum`` (or is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+    mask = next((line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:")), "0")
+    return bool(int(mask, 16) >> (signum - 1) & 1)
+
+
+def _kill(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _watch_parent() -> None:
+    """Once per worker: SIGTERM this process as soon as its parent is gone (its parent id changes)."""
+    global _parent
+    if _parent is not None:
+        return
+    _parent = os.getppid()
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())  # not tqdm's default semaphore: a worker the launcher kills leaks none
+
+    def watch() -> None:
+        while os.getppid() == _parent:
+            time.sleep(WATCH_S)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="harness-parent-watch", daemon=True).start()
