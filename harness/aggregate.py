@@ -53,16 +53,17 @@ def group_labels(configs: Mapping[str, dict[str, Any]]) -> dict[str, str]:
 
 
 def check_metric(summaries: Sequence[Mapping[str, Any]], metric: str) -> None:
-    """A :class:`ConfigError` unless every run's summary holds a number (or null, for a value it could not
-    compute) under ``metric``; it says how many runs lack it and which fields hold numbers."""
+    """A :class:`ConfigError` unless some run's summary holds ``metric`` and every summary that holds it holds a
+    number there (or null, for a value it could not compute); it says how many runs lack it and which fields hold
+    numbers. Runs that lack it (a search metric among rank runs) are left out by :func:`aggregate`."""
     lacking = [s for s in summaries if metric not in s]
     wrong = [s[metric] for s in summaries if metric in s and not _number_or_null(s[metric])]
-    if not lacking and not wrong:
+    if len(lacking) < len(summaries) and not wrong:
         return
     numeric = sorted(k for k in set.intersection(*(set(s) for s in summaries)) if _numeric(summaries, k))
     hint = f"; fields that hold a number in every run: {', '.join(numeric)}" if numeric else ""
-    if lacking:
-        raise ConfigError(f"--metric {metric}: {len(lacking)} of {len(summaries)} runs lack it{hint}")
+    if not wrong:
+        raise ConfigError(f"--metric {metric}: all {len(summaries)} runs lack it{hint}")
     raise ConfigError(
         f"--metric {metric} is not a number in {len(wrong)} of {len(summaries)} runs (e.g. {wrong[0]!r}){hint}"
     )
@@ -78,12 +79,13 @@ def _numeric(summaries: Sequence[Mapping[str, Any]], key: str) -> bool:
 
 def aggregate(summaries: Iterable[dict[str, Any]], metric: str | None = None) -> list[dict[str, Any]]:
     """One row per group of run summaries (an experiment's runs of one defining config): its names, the config's
-    id and label (:func:`group_labels`), n, and mean/std of the headline metric (or of the summary field
-    ``metric``, checked by :func:`check_metric`: ``incumbent_valid_acc`` to choose settings without looking at test
-    accuracy) and of the cost."""
+    id and label (:func:`group_labels`), n, and mean/std of the headline metric, or of the summary field ``metric``
+    over the runs that hold it (checked by :func:`check_metric`; ``incumbent_valid_acc`` chooses settings without
+    looking at test accuracy), and of the cost."""
     summaries = list(summaries)
     if metric is not None and summaries:
         check_metric(summaries, metric)
+        summaries = [s for s in summaries if metric in s]
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
     configs: dict[str, dict[str, Any]] = {}
     for s in summaries:
@@ -144,6 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs, problems = storage.load_runs(args.results_dir)
     if problems:
         print(storage.describe_problems(problems), file=sys.stderr)
+    lacking = sum(args.metric not in s for _, s in runs) if args.metric else 0
+    if lacking and lacking < len(runs):
+        print(f"note: {lacking} of {len(runs)} runs lack {args.metric} and are left out", file=sys.stderr)
     try:
         rows = aggregate((s for _, s in runs), args.metric)
     except ConfigError as exc:

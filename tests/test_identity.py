@@ -129,6 +129,28 @@ def test_identity_leaves_out_locations_threads_and_the_other_tasks_settings_and_
     assert identity.label(plain(compose(["estimator=synflow", "task=rank", "+estimator.repeats=2"]))) == "repeats=2"
 
 
+def _interrupted(results: Path, overrides: list[str], rows: int) -> Path:
+    """The folder of a run of ``overrides`` stopped by SIGINT once it has recorded ``rows`` evaluations."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", *overrides, f"results_dir={results}", "progress=false"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        records = list(results.rglob("records.csv"))
+        if records and len(records[0].read_text().splitlines()) > rows:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    [started] = results.rglob("started.json")
+    return started.parent
+
+
 def test_locations_are_not_identity_an_explicit_data_and_cache_dir_or_a_copied_folder_skips_and_resumes(
     tmp_path, nb201_csv
 ):
@@ -140,22 +162,7 @@ def test_locations_are_not_identity_an_explicit_data_and_cache_dir_or_a_copied_f
 
     # a run interrupted by SIGINT after its first evaluations
     launched = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", *LIVE, f"results_dir={here}", "progress=false"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        records = list(here.rglob("records.csv"))
-        if records and len(records[0].read_text().splitlines()) >= 3:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    _interrupted(here, LIVE, 2)
     [started] = here.rglob("started.json")
     state = json.loads(started.read_text())
     assert "data_dir" not in json.dumps(state) and "cache_dir" not in json.dumps(state)
@@ -264,7 +271,7 @@ def test_aggregate_metric_and_report_out_refuse_bad_input_in_one_line(tmp_path, 
         (
             "--metric",
             "no_such",
-        ): "error: --metric no_such: 2 of 2 runs lack it; fields that hold a number in every run:",
+        ): "error: --metric no_such: all 2 runs lack it; fields that hold a number in every run:",
         ("--metric", "incumbent"): "error: --metric incumbent is not a number in 2 of 2 runs (e.g. '|",
     }
     for args, start in cases.items():
@@ -280,28 +287,6 @@ def test_aggregate_metric_and_report_out_refuse_bad_input_in_one_line(tmp_path, 
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1 and says in lines[0], proc.stderr
     assert (tmp_path / "file").read_text() == "keep me"
-
-
-def _interrupted(results: Path, overrides: list[str], rows: int) -> Path:
-    """The folder of a run of ``overrides`` stopped by SIGINT once it has recorded ``rows`` evaluations."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", *overrides, f"results_dir={results}", "progress=false"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        records = list(results.rglob("records.csv"))
-        if records and len(records[0].read_text().splitlines()) > rows:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    [started] = results.rglob("started.json")
-    return started.parent
 
 
 def test_an_unfinished_live_run_resumes_only_with_the_score_key_it_started_with(tmp_path, nb201_csv):

@@ -231,7 +231,8 @@ def test_report_of_benchmarks_without_costs_draws_against_evaluations(free_resul
         assert ax.get_xlabel().startswith("evaluations (log scale; some searches here cost 0 s")
         assert ax.get_title().startswith("Regret over evaluations")
         curves = {line.get_label(): line for line in ax.get_lines()}
-        assert sorted(curves) == ["rea + full_train (n=1)", "rs + full_train (n=2)"]
+        # two configs of full_train's runs (their budgets differ), so each curve's label names its own
+        assert sorted(curves) == ["rea + full_train [max_evals=15] (n=1)", "rs + full_train [max_evals=20] (n=2)"]
         for searcher, n_evals in (("rs", 20), ("rea", 15)):
             seeds = [s for s in search if s["searcher"] == searcher and f"{s['benchmark']} cifar10" == bench]
             line = next(ln for label, ln in curves.items() if label.startswith(searcher))

@@ -158,6 +158,7 @@ def test_trajectory_study_fills_the_cache_that_rank_jobs_read(nb201_csv, tmp_pat
 
     overrides = ["n_archs=3", "estimator.steps=4", "estimator.batch_size=8", "estimator.pool_factor=2"]
     overrides += [f"estimator.readout={readout}", f"score_cache={tmp_path / 'scores.sqlite'}"]
+    overrides += ["threads=1"]  # scores are keyed by their thread count: the study's and the rank jobs' are one
     extra = readout == "after_update"  # one more row: the loss after the last update
     out = tmp_path / "traj.csv"
     out.touch()  # as a run stopped before its first row leaves it
