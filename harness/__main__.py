@@ -15,7 +15,6 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from harness import stopping
-from harness.cache.backends import refuse_password
 from harness.config import register
 from harness.errors import HarnessError
 from harness.experiment import run_job
@@ -57,12 +56,6 @@ def cli() -> None:
     from omegaconf.errors import OmegaConfBaseException
 
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing its own report
-    try:  # before Hydra writes the overrides into .hydra/*.yaml
-        for arg in sys.argv[1:]:
-            refuse_password(arg)
-    except HarnessError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
     stopping.catch(cli=True)
     try:
         main()

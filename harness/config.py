@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from hydra.experimental.callback import Callback
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from harness.errors import ConfigError
@@ -167,3 +168,45 @@ def check_keywords(group: str, name: str, factory: Callable[..., Any]) -> None:
             f"{group} {name} has no parameter {', '.join(map(repr, unknown))}; it takes {', '.join(valid)} "
             f"(remove {', '.join(f'+{group}.{k}' for k in unknown)})"
         )
+
+
+class RefuseSecrets(Callback):
+    """A Hydra callback (``conf/hydra/default.yaml``) that ends a run or sweep whose config holds a URL with a
+    password, with one ``error:`` line and status 2, before Hydra writes the config into ``.hydra/*.yaml``
+    and before the job writes anything: from the command line, an experiment file or an interpolation alike."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        refuse_secrets(config)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        refuse_secrets(config)
+
+
+def refuse_secrets(config: DictConfig) -> None:
+    """Exit with one ``error:`` line if a setting of ``config`` (Hydra's own node aside) holds a URL with a
+    password (:func:`harness.cache.backends.refuse_password`)."""
+    import sys
+
+    from harness.cache.backends import refuse_password
+    from harness.errors import HarnessError
+
+    settings = {
+        str(k): OmegaConf.to_container(config[k], resolve=True) if OmegaConf.is_config(config[k]) else config[k]
+        for k in config
+        if k != "hydra"  # Hydra's node does not resolve yet (its run folder is being made)
+    }
+    try:
+        for key, text in _strings(settings):
+            refuse_password(f"{key}={text}")
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _strings(value: Any, key: str = "") -> list[tuple[str, str]]:
+    """(dotted key, text) of every string in ``value``."""
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in _strings(v, f"{key}.{k}" if key else str(k))]
+    if isinstance(value, list):
+        return [t for i, v in enumerate(value) for t in _strings(v, f"{key}[{i}]")]
+    return [(key, value)] if isinstance(value, str) else []

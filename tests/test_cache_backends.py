@@ -542,6 +542,22 @@ def test_a_password_in_the_cache_url_is_refused_before_anything_is_written(tmp_p
     assert not results.exists()  # nothing written: no .hydra/*.yaml, no log, no summary
 
 
+def test_a_password_in_an_experiment_file_is_refused_before_hydra_writes_its_config(tmp_path):
+    """A URL in the user's own config file: refused before Hydra copies the config into .hydra/config.yaml."""
+    (tmp_path / "conf" / "experiment").mkdir(parents=True)
+    url = f"postgresql://me:{SECRET}@/scores?host=/nowhere"
+    (tmp_path / "conf" / "experiment" / "mine.yaml").write_text(f"# @package _global_\nscore_cache: '{url}'\n")
+    results = tmp_path / "results"
+    args = ["--config-dir", str(tmp_path / "conf"), "+experiment=mine", "task=rank", f"results_dir={results}"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("error: score_cache=") and "holds a password" in line and SECRET not in line
+    assert not results.exists()
+
+
 def test_a_password_from_a_config_is_refused_before_the_run_writes(tmp_path, capsys):
     # a URL that reaches the job another way (a config file, an interpolation): refused where the cache opens,
     # before a run folder is written
