@@ -168,6 +168,23 @@ def check_keywords(group: str, name: str, factory: Callable[..., Any]) -> None:
             f"{group} {name} has no parameter {', '.join(map(repr, unknown))}; it takes {', '.join(valid)} "
             f"(remove {', '.join(f'+{group}.{k}' for k in unknown)})"
         )
+    for p in params:  # a word where the class's default is a number (steps=ten), or the other way round
+        value = factory.keywords.get(p.name)
+        kind, wanted = _kind(value), _kind(p.default)
+        if value is not None and wanted is not None and kind != wanted:
+            raise ConfigError(
+                f"{group} {name}: {p.name}={value!r} is not {wanted} (its default is {p.default!r}); "
+                f"set {group}.{p.name}= to {wanted}"
+            )
+
+
+def _kind(value: Any) -> str | None:
+    """What kind of setting a plain value is (``a number``, ``true or false``, ``a word``); None for any other."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    return "a word" if isinstance(value, str) else None
 
 
 class RefuseSecrets(Callback):

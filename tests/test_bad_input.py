@@ -58,10 +58,11 @@ CATALOGUE = [
     # a key the plug-in does not take, added as Hydra's own hint says (+key)
     ("added searcher key", ["+searcher.lr=0.1"], "searcher rea has no parameter 'lr'; it takes population_size, samp"),
     ("added estimator key", ["+estimator.foo=1"], "estimator train12 has no parameter 'foo'; it takes fidelity"),
-    ("population in words", ["searcher.population_size=ten"], "population_size must be an integer >= 1, got 'ten'"),
+    ("population in words", ["searcher.population_size=ten"], "population_size='ten' is not a number"),
+    ("RMI steps in words", ["task=rank", "estimator=rmi", "estimator.steps=ten"], "steps='ten' is not a number"),
     ("fractional population", ["searcher.population_size=2.5"], "population_size must be an integer >= 1, got 2.5"),
-    ("unique neither true nor false", ["searcher.unique=maybe"], "unique must be true or false, got 'maybe'"),
-    ("learning rate in words", ["searcher=rl", "searcher.learning_rate=fast"], "learning_rate must be a number > 0"),
+    ("unique neither true nor false", ["searcher.unique=maybe"], "unique='maybe' is not true or false"),
+    ("learning rate in words", ["searcher=rl", "searcher.learning_rate=fast"], "learning_rate='fast' is not a number"),
     ("negative estimator seed", ["estimator_seed=-1"], "estimator_seed must be >= 0, got -1"),
     ("no failure allowed", ["max_consecutive_failures=0"], "max_consecutive_failures must be >= 1"),
     ("unknown split in a search", ["split=foo"], "split='foo' is not one of all, select, report"),
@@ -118,7 +119,7 @@ def test_bad_input_is_one_error_line(nb201_csv, tmp_path, what, overrides, text)
 
 def test_the_corrected_command_runs_after_a_refused_start(nb201_csv, tmp_path):
     fast = ["budget.max_evals=5", "budget.max_cost_s=null", "threads=1"]
-    assert_one_error_line(run(["searcher.population_size=ten", *fast], tmp_path), "got 'ten'")
+    assert_one_error_line(run(["searcher.population_size=ten", *fast], tmp_path), "'ten' is not a number")
     proc = run(["searcher.population_size=10", *fast], tmp_path)
     assert proc.returncode == 0, proc.stderr
     [summary] = (tmp_path / "results").rglob("summary.json")
