@@ -19,6 +19,7 @@ DEAD_NODE = "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|skip_connect~0|none~1|nor
 DEAD_NODE_ISO = DEAD_NODE.replace("|nor_conv_3x3~0|", "|avg_pool_3x3~0|", 1)  # so the same function
 RANK = ["task=rank", "n_archs=5"]
 LIVE = ["task=rank", "n_archs=3", "estimator=params"]
+MACRO = ["benchmark=nbmacro", "estimator=full_train", "task=rank"]  # its 6,561 strings are 3,969 networks
 
 # (what, overrides, text the error line must contain)
 CATALOGUE = [
@@ -42,6 +43,8 @@ CATALOGUE = [
     ("zero architectures", ["task=rank", "n_archs=0"], "n_archs must be >= 2"),
     ("negative architectures", ["task=rank", "n_archs=-3"], "n_archs must be >= 2"),
     ("more than the space has", ["task=rank", "n_archs=7000"], "more than the 6466 non-isomorphic architectures"),
+    ("more than nbmacro has", [*MACRO, "n_archs=4000"], "n_archs=4000 is more than the 3969 non-isomorphic archit"),
+    ("copies in nbmacro", [*MACRO, "archs=['00011110','00011101']"], "the same function as) archs[0] '00011110'"),
     ("more than a half has", [*RANK, "n_archs=3300", "split=select"], "in its select half; ask for fewer"),
     ("unknown split", [*RANK, "split=train"], "split='train' is not one of all, select, report"),
     ("device that does not exist, table", ["device=tpu"], "device='tpu' is not a torch device"),

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import collections
 import json
 import os
 import time
@@ -7,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+from harness import sampling
 from harness.benchmarks import NB201, NBMacro
 from harness.errors import ConfigError, DataFileError, OutOfDomainError
 from harness.types import Arch
@@ -121,6 +123,27 @@ def test_nbmacro_splits_runs_into_signal_and_report(data_dir, tmp_path):
         assert np.isnan(obs.train_cost_s)
         assert b.test_accuracy(arch) == pytest.approx((runs[1] + runs[2]) / 2)
     assert max(v["mean_acc"] for v in raw.values()) == pytest.approx(93.13, abs=0.005)
+
+
+def test_nbmacro_copies_are_the_release_classes_and_counted_once(data_dir):
+    """The release copied one trained network's entry to every string of its class (MacroSpace.iso_key): entries
+    of one class are identical, and no two classes share their three runs, so the classes are exactly the distinct
+    results and the harness counts 3,969 architectures (halves included)."""
+    path = data_dir / "nbmacro" / "nas-bench-macro_cifar10.json"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    raw = json.loads(path.read_text())
+    space = NBMacro.space
+    classes: dict[str, list[str]] = collections.defaultdict(list)
+    for text in raw:
+        classes[space.iso_key(space.parse(text))].append(text)
+    assert len(raw) == 6561 and len(classes) == 3969
+    assert all(raw[text] == raw[key] for key, texts in classes.items() for text in texts)
+    assert len({tuple(raw[key]["test_acc"]) for key in classes}) == 3969
+    assert raw["00011110"]["test_acc"] == raw["00011101"]["test_acc"]
+    halves = {h: sampling._distinct(space, h) for h in sampling.ARCH_SPLITS}
+    assert halves["all"] == 3969 == halves["select"] + halves["report"]
+    assert all(len({sampling.split_of(space, space.parse(t)) for t in texts}) == 1 for texts in classes.values())
 
 
 def test_nbmacro_malformed_json(tmp_path):

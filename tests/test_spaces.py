@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -104,3 +106,42 @@ def test_iso_key_examples():
     b = space.parse("|none~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|none~0|nor_conv_3x3~1|skip_connect~2|")
     c = space.parse("|none~0|+|nor_conv_1x1~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|skip_connect~2|")
     assert space.iso_key(a) == space.iso_key(b) != space.iso_key(c)
+
+
+def _release_get_real_arch(arch: str, stages: list[int] = [2, 3, 3]) -> str:  # noqa: B006 (as the release has it)
+    """xiusu/NAS-Bench-Macro @61a2bfc, train/collect_benchmark.py lines 9-24, verbatim but for names and types: the
+    string whose trained network's results the release copied to ``arch``."""
+    ops = list(arch)
+    result = ""
+    for stage in stages:
+        id_num = 0
+        for idx in range(stage):
+            op = ops.pop(0)
+            if idx == 0:
+                result += op
+                continue
+            if op != "0":
+                result += op
+            else:
+                id_num += 1
+        result += "0" * id_num
+    return result
+
+
+def test_nbmacro_iso_key_is_the_release_rule():
+    space = MacroSpace()
+    keys = {space.format(a): space.iso_key(a) for a in space.enumerate()}
+    assert keys == {text: _release_get_real_arch(text) for text in keys}
+    assert len(set(keys.values())) == 3969
+    assert collections.Counter(collections.Counter(keys.values()).values()) == {1: 2025, 2: 1620, 4: 324}
+    # an identity inside a stage may sit anywhere in it; the first (stride-2) layer of a stage is another network
+    assert keys["00011110"] == keys["00011101"] == "00011110"
+    assert keys["00010100"] == keys["00001100"] != keys["00100100"]
+    assert keys["01000000"] == "01000000" != keys["10000000"]
+
+
+def test_nbmacro_stages_are_the_networks():
+    from harness.networks.nbmacro import NBMacroConfig
+    from harness.spaces.nbmacro import STAGES
+
+    assert STAGES == NBMacroConfig().stages

@@ -1,4 +1,4 @@
-"""NAS-Bench-Macro: ``<data_dir>/nbmacro/nas-bench-macro_cifar10.json`` (all 6,561 architectures, 3 runs each)."""
+"""NAS-Bench-Macro: ``<data_dir>/nbmacro/nas-bench-macro_cifar10.json`` (6,561 strings, 3 runs each; 3,969 networks)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The NAS-Bench-Macro chain space: 8 layers x 3 choices = 6,561 architectures, written as 8 digits."""
+"""The NAS-Bench-Macro chain space: 8 layers x 3 choices = 6,561 strings of 8 digits, 3,969 distinct networks."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from harness.types import Arch
 #: Meaning of each digit (NAS-Bench-Macro).
 CHOICES: tuple[str, ...] = ("identity", "mb3_k3", "mb6_k5")
 N_LAYERS = 8
+#: Layers per stage; the first layer of a stage has stride 2 and doubles the channels (as harness/networks/nbmacro.py).
+STAGES: tuple[int, ...] = (2, 3, 3)
 
 
 class MacroSpace(SearchSpace):
@@ -36,3 +38,16 @@ class MacroSpace(SearchSpace):
 
     def format(self, arch: Arch) -> str:
         return "".join(str(o) for o in arch.ops)
+
+    def iso_key(self, arch: Arch) -> str:
+        """The string of the network the release trained for ``arch``: in each stage the first (stride-2) layer
+        stays, and the identities among the other layers, which do nothing, move to the stage's end. The release
+        copied that network's results to every string with this key, so its 6,561 entries hold 3,969 distinct
+        networks (xiusu/NAS-Bench-Macro @61a2bfc: ``get_real_arch`` in train/collect_benchmark.py lines 9-24, the
+        copy in lines 37-39; train/train_benchmark.py lines 29-39 trains only these strings)."""
+        ops = iter(arch.ops)
+        key: list[int] = []
+        for n in STAGES:
+            first, *rest = (next(ops) for _ in range(n))
+            key += [first, *(o for o in rest if o != 0), *(o for o in rest if o == 0)]
+        return "".join(str(o) for o in key)
