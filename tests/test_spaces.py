@@ -108,30 +108,12 @@ def test_iso_key_examples():
     assert space.iso_key(a) == space.iso_key(b) != space.iso_key(c)
 
 
-def _release_get_real_arch(arch: str, stages: list[int] = [2, 3, 3]) -> str:  # noqa: B006 (as the release has it)
-    """xiusu/NAS-Bench-Macro @61a2bfc, train/collect_benchmark.py lines 9-24, verbatim but for names and types: the
-    string whose trained network's results the release copied to ``arch``."""
-    ops = list(arch)
-    result = ""
-    for stage in stages:
-        id_num = 0
-        for idx in range(stage):
-            op = ops.pop(0)
-            if idx == 0:
-                result += op
-                continue
-            if op != "0":
-                result += op
-            else:
-                id_num += 1
-        result += "0" * id_num
-    return result
-
-
 def test_nbmacro_iso_key_is_the_release_rule():
+    """The release's rule (xiusu/NAS-Bench-Macro @61a2bfc, train/collect_benchmark.py:9-24, get_real_arch): in each
+    stage the first layer stays, the identities among the others move to the stage's end. That the classes are
+    exactly those of identical results in the released table is checked on the data in test_benchmarks.py."""
     space = MacroSpace()
     keys = {space.format(a): space.iso_key(a) for a in space.enumerate()}
-    assert keys == {text: _release_get_real_arch(text) for text in keys}
     assert len(set(keys.values())) == 3969
     assert collections.Counter(collections.Counter(keys.values()).values()) == {1: 2025, 2: 1620, 4: 324}
     # an identity inside a stage may sit anywhere in it; the first (stride-2) layer of a stage is another network
