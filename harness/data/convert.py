@@ -17,7 +17,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +128,7 @@ def _cell(value: float) -> str:
 def convert(source: Source, out: Path, *, allow_partial: bool = False) -> dict[str, Any]:
     """Write the table of ``source`` to ``out`` and its manifest beside it; return the manifest.
 
-    Records are read one at a time; the table's rows (dataset by dataset, each in index order) are kept as text.
+    Records are read one at a time; the table's rows (dataset by dataset, each in index order) are kept as CSV text.
     A source missing architectures is refused unless ``allow_partial``; the manifest then says ``partial``.
     """
     missing = source.missing()
@@ -139,19 +139,22 @@ def convert(source: Source, out: Path, *, allow_partial: bool = False) -> dict[s
             "use the whole release, or pass --allow-partial for a table the harness refuses unless "
             "benchmark.allow_partial=true"
         )
-    per_dataset: dict[str, list[list[str]]] = {d: [] for d in SPLITS}
+    buffers = {d: io.StringIO() for d in SPLITS}  # the table as text, one buffer per dataset
+    writers = {d: csv.writer(buffers[d], lineterminator="\n") for d in SPLITS}
+    n_rows = 0
     for record in source.records():
         for dataset, row in rows(record).items():
-            per_dataset[dataset].append(row)
-    text = io.StringIO()
-    _write_csv(text, [r for d in SPLITS for r in per_dataset[d]])
-    data = text.getvalue().encode()
+            writers[dataset].writerow(row)
+            n_rows += 1
+    header = io.StringIO()
+    csv.writer(header, lineterminator="\n").writerow(COLUMNS)
+    data = "".join([header.getvalue(), *(b.getvalue() for b in buffers.values())]).encode()
     out.parent.mkdir(parents=True, exist_ok=True)
     paths.write_atomic(out, lambda fh: fh.write(data))
     manifest = {
         "table": out.name,
         "table_sha256": sha256_file(out),
-        "rows": sum(len(v) for v in per_dataset.values()),
+        "rows": n_rows,
         "architectures": len(source.present),
         "of": N_ARCHS,
         "partial": bool(missing),
@@ -162,9 +165,3 @@ def convert(source: Source, out: Path, *, allow_partial: bool = False) -> dict[s
     body = (json.dumps(manifest, indent=1) + "\n").encode()
     paths.write_atomic(manifest_path(out), lambda fh: fh.write(body))
     return manifest
-
-
-def _write_csv(handle: io.StringIO, table: Iterable[list[str]]) -> None:
-    writer = csv.writer(handle, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    writer.writerows(table)
