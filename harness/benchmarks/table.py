@@ -83,7 +83,8 @@ class TableBenchmark(abc.ABC):
         source = self.source_path()
         arrays = self._cached(source)
         self._cols = {col: arrays[f"{self.dataset}/{col}"].tolist() for col in self._columns()}
-        self._rows = {arch.ops: i for i, arch in enumerate(self.space.enumerate())}
+        test = self._cols[self.test_column]  # a row without results (a partial table's) is not in the table
+        self._rows = {arch.ops: i for i, arch in enumerate(self.space.enumerate()) if not math.isnan(test[i])}
         return self
 
     def _columns(self) -> list[str]:
@@ -114,6 +115,11 @@ class TableBenchmark(abc.ABC):
         try:
             return self._rows[arch.ops]
         except KeyError:
+            if len(self._rows) < self.space.size:
+                raise OutOfDomainError(
+                    f"{arch.ops} has no results in {self.name}'s partial table "
+                    f"({len(self._rows):,} of {self.space.size:,} architectures)"
+                ) from None
             raise OutOfDomainError(
                 f"{arch.ops} is not an architecture of {self.name} (choices per decision: {self.space.choices})"
             ) from None
@@ -144,6 +150,6 @@ class TableBenchmark(abc.ABC):
         if self._optimum is None:
             self.load()
             assert self._cols is not None
-            valid = self._cols[self.fidelity_columns[self.fidelities[0]][0]]
-            self._optimum = max(valid), max(self._cols[self.test_column])
+            valid, test = self._cols[self.fidelity_columns[self.fidelities[0]][0]], self._cols[self.test_column]
+            self._optimum = max(valid[i] for i in self._rows.values()), max(test[i] for i in self._rows.values())
         return self._optimum
