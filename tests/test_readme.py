@@ -199,3 +199,20 @@ def test_a_benchmark_without_the_default_estimators_table_names_the_one_that_app
         f"'12ep'; valid: {fidelities}); use estimator=full_train (the full schedule, in every table) or a live "
         "estimator\n"
     )
+
+
+def test_the_data_lines_run(tmp_path, data_dir):
+    """`check` runs as written; `convert` runs on the official files here, which hold 3 of the 15,625
+    architectures (so with --allow-partial), into a scratch folder in place of $HARNESS_DATA_DIR."""
+    source = data_dir / "nb201" / "raw" / "nats_bench_official" / "NATS-tss-v1_0-3ffb9-simple"
+    if not source.is_dir():
+        pytest.skip(f"{source} not found")
+    lines = readme_lines(("python -m harness.data",))
+    assert sorted(shlex.split(line)[3] for line in lines) == ["check", "convert"]
+    for line in lines:
+        args = [a.replace("$HARNESS_DATA_DIR", str(tmp_path)) for a in shlex.split(line)[1:]]
+        if args[2] == "convert":
+            args = [*args[:3], str(source), *args[4:], "--allow-partial"]
+        proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, f"{line}\n{proc.stderr[-2000:]}"
+    assert (tmp_path / "nb201" / "nb201.csv").read_text().startswith("index,")
