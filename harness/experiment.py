@@ -221,7 +221,7 @@ def run_summary(
         "estimator_seed": estimator_seed(cfg, seed),
         "budget": job.config["budget"] if job.budget else None,
         # false on a benchmark whose "test" accuracy repeats the validation number (NB301's surrogate sample)
-        "test_split": getattr(job.benchmark, "has_test_split", True),
+        "test_split": job.benchmark.has_test_split,
         **result.summary,
         "n_resumed": n_resumed,
         "started_utc": started,
