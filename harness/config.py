@@ -88,8 +88,8 @@ def check(cfg: DictConfig) -> None:
 
 def check_keywords(group: str, name: str, factory: Callable[..., Any]) -> None:
     """Refuse a plug-in config key its class does not take (``+searcher.lr=0.1`` for a searcher without ``lr``),
-    naming the plug-in, the key and the keys it takes. ``factory`` is the plug-in's partial (:func:`build`); the
-    run supplies the parameters without a default (a searcher's space and rng)."""
+    naming the plug-in, the key and the keys it takes. ``factory`` is the plug-in's partial
+    (:func:`harness.plugins.build`); the run supplies the parameters without a default (a searcher's space and rng)."""
     if not isinstance(factory, functools.partial):
         return
     params = inspect.signature(factory.func).parameters.values()

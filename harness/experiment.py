@@ -102,7 +102,7 @@ class Job:
     make_searcher: Callable[..., Any] | None
     budget: Budget | None
     cache: ScoreCache | None
-    #: a live estimator's :func:`score_key` (what its scores are computed with), "" for a table
+    #: a live estimator's :func:`~harness.cache.score_key` (what its scores are computed with), "" for a table
     score_key: str
     threads: int | None
     archs: list[Arch]
