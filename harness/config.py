@@ -1,4 +1,5 @@
-"""The top-level config schema (typos and wrong types fail when the config is composed) and its resolvers."""
+"""Composing a config: the schema (:mod:`harness.schema`) registered, its resolvers, the checks of
+top-level settings and plug-in keywords, and the Hydra callback that refuses secrets."""
 
 from __future__ import annotations
 
@@ -6,82 +7,16 @@ import functools
 import inspect
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.experimental.callback import Callback
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from harness.errors import ConfigError
 from harness.sampling import ARCH_SPLITS
-
-CONF = Path(__file__).resolve().parent.parent / "conf"
-
-
-@dataclass
-class BudgetConfig:
-    """Limits of one search run; null = no limit of that kind (at least one must be set)."""
-
-    max_evals: int | None = None
-    max_cost_s: float | None = None
-
-
-@dataclass
-class HarnessConfig:
-    """Everything a job needs. Plug-in groups (benchmark, estimator, searcher) are free-form: their YAML files
-    name a ``_target_`` and its parameters, plus ``name`` (= the file name)."""
-
-    benchmark: Any = MISSING
-    estimator: Any = MISSING
-    searcher: Any = MISSING
-    budget: BudgetConfig = field(default_factory=BudgetConfig)
-    #: "search": a searcher with an estimator under the budget; "rank": score a fixed sample, report Kendall tau.
-    task: str = "search"
-    #: run seed, the name of its folder seed=<seed>: in task=search the searcher's randomness; in task=rank the
-    #: estimator's seed (its repeats) and the bootstrap's, while sample_seed picks the architectures
-    seed: int = 0
-    #: run seeds seed .. seed+n_seeds-1 one after another in this process (same folders as a -m sweep over seed)
-    n_seeds: int = 1
-    #: task=search: the estimator's own seed, fixed across searcher seeds so its scores can be cached. task=rank
-    #: takes the estimator's seed from seed and refuses any other value than 0 here (set seed= instead)
-    estimator_seed: int = 0
-    #: task=rank: number of pairwise non-isomorphic architectures, and the seed of that sample
-    n_archs: int = 100
-    sample_seed: int = 0
-    #: task=rank: draw the sample from one fixed half of the space (halves by a hash of the architecture's
-    #: isomorphism class): "select" to choose an estimator's settings, "report" to measure them on unseen
-    #: architectures; "all" = the whole space
-    split: str = "all"
-    #: task=rank: score exactly these architecture strings instead of a random sample
-    archs: list[str] | None = None
-    #: torch device for live estimators: auto (CUDA when present), cpu, cuda, cuda:1, ...
-    device: str = "auto"
-    #: torch threads for live estimators; null = the CPUs this job was given (affinity mask, SLURM_CPUS_PER_TASK)
-    #: shared among the joblib launcher's workers
-    threads: int | None = None
-    #: shared data folder; null = $HARNESS_DATA_DIR or ../shared/data next to the project
-    data_dir: str | None = None
-    #: derived caches; null = $HARNESS_CACHE_DIR or <project>/.cache
-    cache_dir: str | None = None
-    #: root of every run folder (see experiment_name)
-    results_dir: str = "results"
-    #: results go to results_dir/experiment_name/...; set by +experiment=NAME files, or directly
-    experiment_name: str = "default"
-    #: show a progress bar (per evaluation for one seed, per seed for n_seeds > 1)
-    progress: bool = True
-    #: skip a seed whose run folder already holds a finished run of the same config (resume an interrupted sweep);
-    #: false runs it again. A run folder is named by its defining config (harness/identity.py), which leaves out
-    #: data_dir, cache_dir, results_dir, experiment_name, score_cache, threads, progress, n_seeds and skip_done
-    skip_done: bool = True
-    #: where live estimators' scores are kept and reused (a hit charges the recorded cost): "auto" =
-    #: <cache_dir>/scores.sqlite, "off" = nowhere, an SQLite file's path (or sqlite:///PATH), or a PostgreSQL server,
-    #: postgresql://user@host:port/db (pip install .[postgres]; quote a URL with "=" on the command line). SQLite is
-    #: for the workers of one machine and not safe on a network filesystem: a cluster's workers share a server
-    score_cache: str = "auto"
-    #: stop a run (RunAborted) when this many evaluations in a row failed: the estimator is broken, not one arch
-    max_consecutive_failures: int = 10
+from harness.schema import CONF, HarnessConfig
 
 
 def register() -> None:
@@ -153,8 +88,8 @@ def check(cfg: DictConfig) -> None:
 
 def check_keywords(group: str, name: str, factory: Callable[..., Any]) -> None:
     """Refuse a plug-in config key its class does not take (``+searcher.lr=0.1`` for a searcher without ``lr``),
-    naming the plug-in, the key and the keys it takes. ``factory`` is the plug-in's partial (:func:`build`); the
-    run supplies the parameters without a default (a searcher's space and rng)."""
+    naming the plug-in, the key and the keys it takes. ``factory`` is the plug-in's partial
+    (:func:`harness.plugins.build`); the run supplies the parameters without a default (a searcher's space and rng)."""
     if not isinstance(factory, functools.partial):
         return
     params = inspect.signature(factory.func).parameters.values()
@@ -201,11 +136,10 @@ class RefuseSecrets(Callback):
 
 def refuse_secrets(config: DictConfig) -> None:
     """Exit with one ``error:`` line if a setting of ``config`` (Hydra's own node aside) holds a URL with a
-    password (:func:`harness.cache.backends.refuse_password`)."""
+    password (:func:`harness.errors.refuse_password`)."""
     import sys
 
-    from harness.cache.backends import refuse_password
-    from harness.errors import HarnessError
+    from harness.errors import HarnessError, refuse_password
 
     settings = {
         str(k): OmegaConf.to_container(config[k], resolve=True) if OmegaConf.is_config(config[k]) else config[k]

@@ -1,7 +1,10 @@
 """Typed errors. Every error a user can cause derives from :class:`HarnessError`; the CLI prints its message as one
-line and exits non-zero, without a traceback."""
+line and exits non-zero, without a traceback. No message carries a password: :func:`redacted` hides one, and
+:func:`refuse_password` refuses a setting that holds one (the score cache's URL, any config value)."""
 
 from __future__ import annotations
+
+import re
 
 
 class HarnessError(Exception):
@@ -48,3 +51,23 @@ class ServiceUnavailable(HarnessError):
 
 class RunAborted(HarnessError):
     """Too many evaluations in a row failed: the estimator is broken for this setting, not one architecture."""
+
+
+#: a password in a URL: ``scheme://user:PASSWORD@`` or a ``password=`` parameter (libpq reads both)
+_PASSWORD = re.compile(r"(://[^/@\s:]*:)[^/@\s]*@|([?&]password=)[^&\s,]*")
+
+
+def redacted(url: str) -> str:
+    """``url`` (or any text) with every password in it replaced by ``***``."""
+    return _PASSWORD.sub(lambda m: f"{m[1]}***@" if m[1] else f"{m[2]}***", url)
+
+
+def refuse_password(text: str) -> None:
+    """Raise :class:`ConfigError` if ``text`` (a setting, a command-line argument) holds a URL
+    with a password: the run would write it into its files (``summary.json``, ``.hydra/*.yaml``) and logs."""
+    if _PASSWORD.search(text):
+        raise ConfigError(
+            f"{redacted(text)} holds a password, which the run would write into its files and logs: leave it out "
+            "of the URL and give it in the PGPASSWORD environment variable or ~/.pgpass, which PostgreSQL's client "
+            "reads"
+        )

@@ -4,8 +4,9 @@ Kept apart from ``__main__`` so tests and notebooks can call :func:`run_job` on 
 the order they run: :func:`prepare` builds what every seed shares (a :class:`Job`); for each seed,
 :func:`run_or_skip` skips a finished folder or takes the folder's lock and calls :func:`run_seed`, which resumes the
 folder's records, runs the task's loop (:func:`run_task`) and writes ``summary.json`` (:func:`run_summary`).
-Over 300 lines for a reason: these steps read top to bottom in the order they run, with the plug-in building
-(:func:`build`, devices, threads) they need.
+Over 300 lines for a reason: these steps read top to bottom in the order they run. Building the plug-ins from
+their config (devices, threads, the estimator's context) is :mod:`harness.plugins`; the score key is
+:func:`harness.cache.score_key`.
 """
 
 from __future__ import annotations
@@ -15,75 +16,25 @@ import datetime as dt
 import functools
 import logging
 import platform
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from harness import identity, loop, paths, sampling, seeding, storage
 from harness.benchmarks.view import ValidationView
 from harness.budget import Budget
-from harness.cache import CachedEstimator, ScoreCache, estimator_key, open_cache
-from harness.config import check, check_keywords, cpus_given
+from harness.cache import CachedEstimator, ScoreCache, open_cache, score_key
+from harness.config import check
 from harness.errors import ConfigError, StateFileError
 from harness.interfaces import Benchmark, Estimator, EstimatorContext, SearchSpace
+from harness.plugins import build, estimator_context, plain, resolve_device, set_torch_threads
 from harness.types import Arch, EvalRecord, RunResult
 
 TASKS = ("search", "rank")
 log = logging.getLogger("harness")
-
-
-def plain(node: DictConfig) -> dict[str, Any]:
-    """``node`` resolved, as plain dicts and lists (a composed config's keys are strings)."""
-    params = OmegaConf.to_container(node, resolve=True)
-    assert isinstance(params, dict)
-    return {str(k): v for k, v in params.items()}
-
-
-def build(node: DictConfig) -> tuple[str, Callable[..., Any]]:
-    """Instantiate one plug-in config as a factory (``_partial_``): returns (its ``name``, the factory).
-
-    The factory takes what only the run knows (a searcher's space and rng) and gives a fresh object per call.
-    """
-    from hydra.utils import instantiate
-
-    params = plain(node)
-    name = str(params.pop("name"))
-    factory = instantiate({**params, "_partial_": True})
-    # a key the plug-in does not take fails here, not at its call
-    check_keywords(str(node._key() or "plug-in"), name, factory)
-    return name, factory
-
-
-DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
-
-
-def resolve_device(device: str, live: bool) -> str:
-    """``auto`` -> ``cuda`` when a GPU is present, else ``cpu``. A device that does not exist, or is not present
-    on this machine, is a :class:`ConfigError` for every estimator; torch is imported only when needed (a live
-    estimator, or a named accelerator)."""
-    if not DEVICE.fullmatch(device):
-        raise ConfigError(f"device={device!r} is not a torch device; use auto, cpu, cuda, cuda:N or mps")
-    if device == "cpu" or (device == "auto" and not live):
-        return "cpu"
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        index = int(device.partition(":")[2] or 0)
-        if index >= count:
-            raise ConfigError(
-                f"device={device} is not present: torch sees {count} CUDA devices; use device=cpu or auto"
-            )
-    elif not torch.backends.mps.is_available():
-        raise ConfigError("device=mps is not present on this machine; use device=cpu or auto")
-    return device
 
 
 @functools.cache
@@ -136,61 +87,6 @@ def rank_sample(cfg: DictConfig, space: SearchSpace) -> tuple[list[Arch], int]:
     return sampling.sample_distinct(space, cfg.n_archs, seeding.rng(cfg.sample_seed, "rank-sample"), cfg.split)
 
 
-def estimator_context(
-    cfg: DictConfig,
-    benchmark_name: str,
-    benchmark: Benchmark,
-    estimator_seed: int,
-    live: bool,
-    view: ValidationView | None = None,
-) -> EstimatorContext:
-    """What an estimator of this job sees: its space, data, device, seeded rng, and validation numbers only
-    (``view``, made from ``benchmark`` when not given; never the benchmark itself)."""
-    return EstimatorContext(
-        space=benchmark.space,
-        benchmark=benchmark_name,
-        dataset=benchmark.dataset,
-        query=(view or ValidationView(benchmark)).query,
-        rng=seeding.rng(estimator_seed, "estimator"),
-        seed=estimator_seed,
-        device=resolve_device(cfg.device, live),
-        data_dir=cfg.data_dir,
-        cache_dir=cfg.cache_dir,
-    )
-
-
-def score_key(cfg: DictConfig, estimator: Estimator, space: SearchSpace) -> str:
-    """The score cache's key for this job's estimator (:func:`harness.cache.estimator_key`)."""
-    params = plain(cfg.estimator)
-    device = resolve_device(cfg.device, estimator.tags.live)
-    threads = cfg.threads if cfg.threads is not None else default_threads()
-    return estimator_key(params, estimator, space=space, device=device, data_dir=cfg.data_dir, threads=threads)
-
-
-def default_threads() -> int:
-    """The CPUs this job was given: its affinity mask, capped by ``$SLURM_CPUS_PER_TASK``, shared among the
-    workers of Hydra's joblib launcher when it runs this job (``n_jobs``, -1 = one per CPU)."""
-    cpus = cpus_given()
-    workers = 1
-    if HydraConfig.initialized():
-        launcher = HydraConfig.get().launcher
-        if "joblib" in str(launcher.get("_target_", "")):
-            n_jobs = int(launcher.get("n_jobs", -1))
-            workers = cpus if n_jobs < 0 else max(1, min(n_jobs, cpus))
-    return max(1, cpus // workers)
-
-
-def set_torch_threads(cfg: DictConfig) -> int:
-    """Give torch ``cfg.threads`` intra-op threads (``null``: :func:`default_threads`) and return the number."""
-    import torch
-
-    threads = cfg.threads if cfg.threads is not None else default_threads()
-    if threads < 1:
-        raise ConfigError(f"threads must be >= 1 (or null: the CPUs this job was given), got {threads}")
-    torch.set_num_threads(int(threads))
-    return int(threads)
-
-
 @dataclasses.dataclass
 class Job:
     """What every seed of a job shares, built once by :func:`prepare`."""
@@ -206,7 +102,7 @@ class Job:
     make_searcher: Callable[..., Any] | None
     budget: Budget | None
     cache: ScoreCache | None
-    #: a live estimator's :func:`score_key` (what its scores are computed with), "" for a table
+    #: a live estimator's :func:`~harness.cache.score_key` (what its scores are computed with), "" for a table
     score_key: str
     threads: int | None
     archs: list[Arch]
@@ -325,7 +221,7 @@ def run_summary(
         "estimator_seed": estimator_seed(cfg, seed),
         "budget": job.config["budget"] if job.budget else None,
         # false on a benchmark whose "test" accuracy repeats the validation number (NB301's surrogate sample)
-        "test_split": getattr(job.benchmark, "has_test_split", True),
+        "test_split": job.benchmark.has_test_split,
         **result.summary,
         "n_resumed": n_resumed,
         "started_utc": started,

@@ -30,7 +30,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from harness.config import CONF, HarnessConfig
+from harness.schema import CONF, HarnessConfig
 
 #: top-level settings that do not change what a run computes: where things live, how it is shown and scheduled
 NOT_DEFINING = (

@@ -109,6 +109,9 @@ class Benchmark(Protocol):
         space: the search space the table covers.
         has_train_cost: whether ``query`` returns recorded training seconds.
         fidelities: the training schedules ``query`` accepts; the first is the full one.
+        has_test_split: whether ``test_accuracy`` is a split of its own (the run's summary says so as
+            ``test_split``); False where it repeats the validation number, as NB301's surrogate sample does.
+            True for every table (:class:`~harness.benchmarks.TableBenchmark`).
     """
 
     name: str
@@ -116,6 +119,7 @@ class Benchmark(Protocol):
     space: SearchSpace
     has_train_cost: bool
     fidelities: tuple[str, ...]
+    has_test_split: bool
 
     def load(self) -> Benchmark:
         """Validate the configuration and load the table (idempotent); returns ``self``."""
@@ -260,6 +264,18 @@ class Searcher(abc.ABC):
 
     def recommend(self) -> Arch | None:
         """The final answer if the searcher has its own; ``None`` = the best-scored evaluated architecture."""
+        return None
+
+    def no_answer_reason(self) -> str | None:
+        """Why :meth:`recommend` has no answer of its own yet, for a searcher that gives one: the loop then answers
+        the best-scored evaluation and says why in the run's summary (``incumbent_note``) and log. ``None`` (the
+        default): nothing to say (the searcher has no answer of its own, or it has one)."""
+        return None
+
+    @property
+    def goal(self) -> tuple[str, int, int] | None:
+        """What stops this search besides the budget, for the progress bar: (what, done, total), e.g. RMI-NAS's
+        positives found. ``None`` (the default): the bar shows the budget."""
         return None
 
 

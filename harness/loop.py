@@ -185,8 +185,8 @@ def search(
         searcher: asks and is told.
         budget: evaluations or clock seconds; an evaluation starts only while the budget is not spent.
         context: what the estimator may know.
-        progress: show a progress bar of what stops the search: the searcher's own goal when it has one (a
-            ``goal`` attribute: (what, done, total), as RMI-NAS's positives), else the budget.
+        progress: show a progress bar of what stops the search: the searcher's own
+            :attr:`~harness.interfaces.Searcher.goal` when it has one (as RMI-NAS's positives), else the budget.
         max_consecutive_failures: abort the run after this many failed evaluations in a row.
         resume: the records of an interrupted run of the same config: replayed (the same architectures are asked,
             their recorded scores told, their recorded costs charged, the fit charged what it cost then), so the
@@ -230,7 +230,7 @@ def search(
             records.append(record)
             if on_record is not None:
                 on_record(record)
-            goal = getattr(searcher, "goal", None)
+            goal = searcher.goal
             if goal is not None:
                 what, done, total = goal
                 bar.unit, bar.total, bar.n = what, total, done
@@ -246,10 +246,11 @@ def search(
         "incumbent_valid_acc": None,
         "incumbent_test_acc": None,
     }
-    if own is None and type(searcher).recommend is not Searcher.recommend:
+    why = searcher.no_answer_reason() if own is None else None
+    if why is not None:
         summary["incumbent_note"] = (
-            f"{type(searcher).__name__} gave no answer of its own within the budget (RMI-NAS: its warm-up did "
-            "not finish, so no threshold was fixed); the answer is the best-scored evaluation"
+            f"{type(searcher).__name__} gave no answer of its own within the budget ({why}); the answer is the "
+            "best-scored evaluation"
         )
         log.warning("%s", summary["incumbent_note"])
     if incumbent is not None:

@@ -190,6 +190,10 @@ class RMINAS(Searcher):
         scores = np.array([s for _, s in voters], dtype=np.float64)
         return Arch(metrics.vote(ops, scores, self.space.choices, mode=self.mode, tie_break=self.tie_break))
 
+    def no_answer_reason(self) -> str | None:
+        """Why :meth:`recommend` gave ``None``: the warm-up did not finish, so no threshold was fixed."""
+        return "RMI-NAS: its warm-up did not finish, so no threshold was fixed" if self.threshold is None else None
+
     def _ranked(self) -> list[tuple[Arch, float]]:
         """Distinct told architectures with their mean score, best first (ties: first told first)."""
         means = [(a, float(np.mean(s))) for a, s in self._told.items()]

@@ -27,10 +27,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from estimators.rmi import RMI, TRAJECTORY_COLUMNS
 from harness import paths
-from harness.cache import cache_slot, open_cache
+from harness.cache import cache_slot, open_cache, score_key
 from harness.config import compose
 from harness.errors import ConfigError
-from harness.experiment import build, estimator_context, rank_sample, score_key, set_torch_threads
+from harness.experiment import rank_sample
+from harness.plugins import build, estimator_context, set_torch_threads
 from harness.sampling import split_of
 from harness.types import Estimate
 

@@ -54,6 +54,7 @@ class ToyBenchmark:
     space = ToySpace()
     has_train_cost = True
     fidelities = ("full",)
+    has_test_split = True
 
     def __init__(self) -> None:
         noise = np.random.default_rng(0).normal(0, 2, self.space.size)

@@ -22,8 +22,8 @@ from harness import loop, seeding
 from harness.benchmarks import NB201
 from harness.benchmarks.view import ValidationView
 from harness.budget import Budget
-from harness.experiment import build
 from harness.interfaces import EstimatorContext
+from harness.plugins import build
 from tests.conftest import CONF, plugin_names
 
 EXPECT = Path(__file__).parent / "expect"

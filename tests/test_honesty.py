@@ -10,8 +10,8 @@ import pytest
 
 from harness.benchmarks import NB201
 from harness.config import compose
-from harness.experiment import estimator_context
 from harness.interfaces import EstimatorContext
+from harness.plugins import estimator_context
 
 
 def reachable(root: object, limit: int = 500_000) -> list[object]:

@@ -18,7 +18,8 @@ from harness import identity, paths, storage
 from harness.aggregate import aggregate
 from harness.config import compose
 from harness.errors import ConfigError
-from harness.experiment import plain, run_job
+from harness.experiment import run_job
+from harness.plugins import plain
 from tests.conftest import ROOT, compose_cfg
 
 SWEEP = ["-m", "searcher=rea", "searcher.population_size=5,10,20", "seed=0,1", "budget=evals100", "budget.max_evals=15"]

@@ -140,6 +140,36 @@ def test_a_searcher_that_cannot_answer_within_the_budget_says_so(toy, caplog):
     searcher = RMINAS(toy.space, np.random.default_rng(0), n_warmup=20)
     result = loop.search(toy, TableEstimator(), searcher, Budget(max_evals=5), toy_context(toy))
     s = result.summary
-    assert s["incumbent_by"] == "best-scored evaluation" and "warm-up did not finish" in s["incumbent_note"]
+    assert s["incumbent_by"] == "best-scored evaluation" and s["incumbent_note"] == (
+        "RMINAS gave no answer of its own within the budget (RMI-NAS: its warm-up did not finish, so no threshold "
+        "was fixed); the answer is the best-scored evaluation"
+    )
     assert "warm-up did not finish" in caplog.text
     assert s["incumbent"] == max(result.records, key=lambda r: r.score).arch
+
+
+def test_the_loop_asks_the_searcher_interface_only(toy, caplog):
+    """What the loop reads from a searcher is declared by :class:`Searcher`, with defaults: no goal (the budget
+    stops it), no reason to give when it has no answer. A searcher names its own reason, in its own words."""
+    plain = RandomSearch(toy.space, np.random.default_rng(0))
+    assert plain.goal is None and plain.no_answer_reason() is None
+
+    class Undecided(RandomSearch):
+        def recommend(self) -> Arch | None:
+            return None
+
+    class Explains(Undecided):
+        def no_answer_reason(self) -> str:
+            return "it never decides"
+
+    quiet = loop.search(
+        toy, TableEstimator(), Undecided(toy.space, np.random.default_rng(0)), Budget(max_evals=3), toy_context(toy)
+    ).summary
+    assert quiet["incumbent_by"] == "best-scored evaluation" and "incumbent_note" not in quiet
+    said = loop.search(
+        toy, TableEstimator(), Explains(toy.space, np.random.default_rng(0)), Budget(max_evals=3), toy_context(toy)
+    ).summary
+    assert said["incumbent_note"] == (
+        "Explains gave no answer of its own within the budget (it never decides); the answer is the best-scored "
+        "evaluation"
+    )

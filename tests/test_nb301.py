@@ -14,9 +14,10 @@ from omegaconf import OmegaConf
 
 from harness.benchmarks import NB301
 from harness.errors import ConfigError, DataFileError, OutOfDomainError
-from harness.experiment import build, run_job
+from harness.experiment import run_job
 from harness.interfaces import Benchmark
 from harness.metrics import kendall_tau
+from harness.plugins import build
 from harness.spaces import DartsSpace, SubsetSpace, ToySpace
 from harness.types import Arch
 from tests.conftest import CONF, ROOT, compose_cfg, drive

@@ -10,8 +10,8 @@ from estimators.table import TableEstimator
 from harness import loop
 from harness.budget import Budget
 from harness.errors import ConfigError
-from harness.experiment import build
 from harness.interfaces import SearchSpace
+from harness.plugins import build
 from harness.spaces.nb201 import NB201Space
 from harness.spaces.toy import ToySpace
 from harness.types import Arch

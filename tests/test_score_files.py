@@ -128,7 +128,8 @@ def test_the_committed_paper_setting_scores_are_keyed_as_this_checkout_keys_them
     the machine's CPU kernels are the file's (elsewhere they are refused, rightly: see harness.cache.keys)."""
     import torch
 
-    from harness.experiment import build, score_key
+    from harness.cache import score_key
+    from harness.plugins import build
 
     rows = read_scores(COMMITTED)
     assert rows, f"{COMMITTED} holds no score"

@@ -49,6 +49,8 @@ class TableBenchmark(abc.ABC):
     #: fidelity -> (validation accuracy column, recorded cost column or None)
     fidelity_columns: ClassVar[dict[str, tuple[str, str | None]]]
     test_column: ClassVar[str] = "test_acc"
+    #: a table's test column is a split of its own (:attr:`harness.interfaces.Benchmark.has_test_split`)
+    has_test_split: ClassVar[bool] = True
     space: SearchSpace
 
     def __init__(self, dataset: str, data_dir: str | None = None, cache_dir: str | None = None) -> None:

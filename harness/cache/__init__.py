@@ -32,7 +32,7 @@ from harness.cache.backends import (
     open_cache,
 )
 from harness.cache.estimator import CachedEstimator, cache_slot
-from harness.cache.keys import code_hash, estimator_key, file_hash
+from harness.cache.keys import code_hash, estimator_key, file_hash, score_key
 from harness.cache.transfer import check_key, export_scores, main, read_scores
 
 __all__ = [
@@ -51,4 +51,5 @@ __all__ = [
     "network_filesystem",
     "open_cache",
     "read_scores",
+    "score_key",
 ]

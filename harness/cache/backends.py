@@ -13,7 +13,6 @@ import functools
 import logging
 import math
 import os
-import re
 import secrets
 import socket
 import sqlite3
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from harness import paths
-from harness.errors import ConfigError, ServiceUnavailable, StateFileError
+from harness.errors import ConfigError, ServiceUnavailable, StateFileError, redacted, refuse_password
 from harness.types import Estimate
 
 if TYPE_CHECKING:
@@ -443,26 +442,6 @@ def _locked(exc: sqlite3.Error) -> bool:
     return "locked" in str(exc) or getattr(exc, "sqlite_errorname", "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
 
 
-#: a password in a URL: ``scheme://user:PASSWORD@`` or a ``password=`` parameter (libpq reads both)
-_PASSWORD = re.compile(r"(://[^/@\s:]*:)[^/@\s]*@|([?&]password=)[^&\s,]*")
-
-
-def _redacted(url: str) -> str:
-    """``url`` (or any text) with every password in it replaced by ``***``."""
-    return _PASSWORD.sub(lambda m: f"{m[1]}***@" if m[1] else f"{m[2]}***", url)
-
-
-def refuse_password(text: str) -> None:
-    """Raise :class:`~harness.errors.ConfigError` if ``text`` (a setting, a command-line argument) holds a URL
-    with a password: the run would write it into its files (``summary.json``, ``.hydra/*.yaml``) and logs."""
-    if _PASSWORD.search(text):
-        raise ConfigError(
-            f"{_redacted(text)} holds a password, which the run would write into its files and logs: leave it out "
-            "of the URL and give it in the PGPASSWORD environment variable or ~/.pgpass, which PostgreSQL's client "
-            "reads"
-        )
-
-
 class PostgresCache(ScoreCache):
     """Scores on a PostgreSQL server: the cache of a cluster, whose workers on several machines share it (an
     SQLite file on a network filesystem is not safe for that). Needs the driver: ``pip install .[postgres]``.
@@ -480,7 +459,7 @@ class PostgresCache(ScoreCache):
     _schema_lock = ("SELECT pg_advisory_xact_lock(7020512)",)
 
     def __init__(self, url: str, timeout_s: float = 60.0) -> None:
-        self.where = _redacted(url)
+        self.where = redacted(url)
         self._lock = threading.RLock()
         try:
             import psycopg
@@ -535,7 +514,7 @@ def open_cache(setting: str, cache_dir: str | None) -> ScoreCache | None:
         return SqliteCache(Path(setting.removeprefix("sqlite:///")))
     if scheme:
         raise ConfigError(
-            f"score_cache={_redacted(setting)!r} is not a score database; valid: auto, off, an SQLite file's path, "
+            f"score_cache={redacted(setting)!r} is not a score database; valid: auto, off, an SQLite file's path, "
             "sqlite:///PATH, postgresql://user@host:port/db"
         )
     return SqliteCache(Path(setting))

@@ -9,8 +9,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from omegaconf import DictConfig
+
 from harness import paths
 from harness.interfaces import Estimator, SearchSpace
+from harness.plugins import default_threads, plain, resolve_device
 
 #: the project's packages: an estimator's code is its module plus the modules of these it imports, transitively
 _PACKAGES = ("harness", "estimators", "searchers")
@@ -214,3 +217,12 @@ def estimator_key(
             root = paths.data_dir(data_dir)
             key["data"] = {f.relative_to(root).as_posix(): file_hash(f) for f in estimator.data_files(root)}
     return json.dumps(key, sort_keys=True, separators=(",", ":"))
+
+
+def score_key(cfg: DictConfig, estimator: Estimator, space: SearchSpace) -> str:
+    """The key of the scores a job of ``cfg`` computes with ``estimator`` on ``space``: :func:`estimator_key` of its
+    estimator node, on the job's device and threads (``threads=null``: :func:`~harness.plugins.default_threads`)."""
+    params = plain(cfg.estimator)
+    device = resolve_device(cfg.device, estimator.tags.live)
+    threads = cfg.threads if cfg.threads is not None else default_threads()
+    return estimator_key(params, estimator, space=space, device=device, data_dir=cfg.data_dir, threads=threads)

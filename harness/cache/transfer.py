@@ -12,6 +12,7 @@ from harness import paths
 from harness.cache.backends import EXPORT_COLUMNS, ScoreCache, open_cache
 from harness.cache.keys import estimator_key
 from harness.errors import ConfigError
+from harness.plugins import DEVICE, build, plain
 
 #: the parts of a score key that are not the estimator's parameters (see :func:`estimator_key`)
 _DERIVED = ("code", "torch", "device", "cpu", "threads", "gpu", "data")
@@ -49,7 +50,6 @@ def read_scores(path: Path) -> list[tuple[Any, ...]]:
     import csv
 
     from harness.errors import DataFileError
-    from harness.experiment import DEVICE
 
     try:
         with path.open(newline="") as handle:
@@ -96,8 +96,8 @@ def known_estimator(params: dict[str, Any]) -> Any:
     there is none. Nothing a file names is imported: the target is this checkout's own."""
     from omegaconf import OmegaConf
 
-    from harness.config import CONF, compose
-    from harness.experiment import plain
+    from harness.config import compose
+    from harness.schema import CONF
 
     target = params.get("_target_")
     names = set(params) - {"_target_"}
@@ -117,7 +117,6 @@ def check_key(key: str, benchmark: str, data_dir: str | None) -> None:
     it knows by name (:func:`known_estimator`) on ``benchmark``: the same parameters, code, torch and data files.
     The file's key is data: it is parsed and compared, never instantiated."""
     from harness.config import compose
-    from harness.experiment import DEVICE, build
 
     stored = json.loads(key)
     if not isinstance(stored, dict):
@@ -196,7 +195,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from harness.config import compose
     from harness.errors import HarnessError
-    from harness.experiment import plain
 
     parser = argparse.ArgumentParser(
         prog="python -m harness.cache", description="Move live estimators' scores between machines."

@@ -15,7 +15,7 @@ import torch
 
 from harness.benchmarks import NB201
 from harness.config import compose
-from harness.experiment import build, estimator_context
+from harness.plugins import build, estimator_context
 
 pytestmark = pytest.mark.bench
 ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_3x3~0|avg_pool_3x3~1|nor_conv_3x3~2|"

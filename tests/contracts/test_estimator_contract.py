@@ -12,9 +12,9 @@ from omegaconf import OmegaConf
 from estimators.zero_cost import PROXIES
 from harness.benchmarks import NB201
 from harness.config import compose
-from harness.experiment import build
 from harness.interfaces import Estimator, EstimatorContext
 from harness.metrics import kendall_tau
+from harness.plugins import build
 from harness.types import Arch
 from tests.conftest import CONF, ROOT, plugin_names
 from tests.contracts import config_classes, plugin_classes

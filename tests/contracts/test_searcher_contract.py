@@ -10,8 +10,8 @@ from omegaconf import OmegaConf
 
 from harness import loop
 from harness.budget import Budget
-from harness.experiment import build
 from harness.interfaces import Searcher
+from harness.plugins import build
 from harness.types import Arch
 from tests.conftest import CONF, ToyBenchmark, drive, plugin_names, toy_context
 from tests.contracts import config_classes, plugin_classes

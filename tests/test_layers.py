@@ -1,0 +1,159 @@
+"""The layers point one way: the import graph of the project's code, read from its source with ``ast``.
+
+Every import counts, at module or function level (a deferred import hides a cycle from Python, not from this
+test), except those under ``if TYPE_CHECKING:``, which never run. Importing ``a.b.c`` from a module outside package
+``a.b`` also runs ``a/b/__init__.py``, so it counts as an import of ``a.b`` too: a cycle through a package's
+``__init__`` is a cycle.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("harness", "estimators", "searchers", "studies")
+#: the layers that keep data: nothing here may reach up into orchestration, reporting or the CLI
+STORAGE = ("harness.storage", "harness.cache")
+ABOVE_STORAGE = ("harness.experiment", "harness.loop", "harness.report", "harness.aggregate", "harness.plots")
+
+
+def _name(path: Path, root: Path) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_type_checking(node: ast.stmt) -> bool:
+    test = node.test if isinstance(node, ast.If) else None
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imported(tree: ast.Module, module: str, is_package: bool, known: set[str]) -> set[str]:
+    """The project modules that ``module``'s code imports (see the module docstring)."""
+    found: set[str] = set()
+    todo: list[ast.AST] = [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            todo.extend(node.orelse)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = module.split(".")
+                base = ".".join([*parts[: len(parts) - node.level + is_package], *([base] if base else [])])
+            for alias in node.names:
+                found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base)
+    out = set()
+    for name in found:
+        while name and name not in known:  # ``import harness.cache.keys as k`` of a module not in the tree
+            name = name.rpartition(".")[0]
+        if not name:
+            continue
+        out.add(name)
+        parent = name.rpartition(".")[0]
+        while parent and not (module == parent or module.startswith(f"{parent}.")):
+            out.add(parent)  # its package's __init__ runs first
+            parent = parent.rpartition(".")[0]
+    out.discard(module)
+    return out
+
+
+def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
+    """``{module: the project modules it imports}`` for every module of :data:`PACKAGES` under ``root``."""
+    files = {_name(p, root): p for package in PACKAGES for p in sorted((root / package).rglob("*.py"))}
+    known = set(files)
+    return {
+        name: _imported(ast.parse(path.read_text(), str(path)), name, path.name == "__init__.py", known)
+        for name, path in files.items()
+    }
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (each a cycle or several), sorted (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for other in sorted(graph.get(node, ())):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(found)
+
+
+def _under(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(f"{p}.") for p in prefixes)
+
+
+@pytest.fixture(scope="module")
+def graph() -> dict[str, set[str]]:
+    return import_graph()
+
+
+def test_the_graph_sees_deferred_and_package_imports(tmp_path: Path) -> None:
+    """The reader itself: a function-level import is an edge, an ``if TYPE_CHECKING:`` one is not, and importing a
+    submodule from outside its package runs (so imports) the package's ``__init__``."""
+    for package in PACKAGES:
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / "harness" / "cache").mkdir()
+    (tmp_path / "harness" / "cache" / "__init__.py").write_text("from harness.cache.transfer import f\n")
+    (tmp_path / "harness" / "cache" / "transfer.py").write_text("def f():\n    from harness.top import g\n")
+    (tmp_path / "harness" / "top.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from harness.low import h\n"
+        "def g():\n    from harness.cache.transfer import f\n"
+    )
+    (tmp_path / "harness" / "low.py").write_text("")
+    found = import_graph(tmp_path)
+    assert found["harness.top"] == {"harness.cache", "harness.cache.transfer"}
+    assert found["harness.cache.transfer"] == {"harness.top"}
+    assert found["harness.cache"] == {"harness.cache.transfer"}
+    assert cycles(found) == [["harness.cache", "harness.cache.transfer", "harness.top"]]
+
+
+def test_no_import_cycle(graph: dict[str, set[str]]) -> None:
+    assert cycles(graph) == []
+
+
+def test_storage_and_cache_do_not_import_orchestration(graph: dict[str, set[str]]) -> None:
+    """What stores data never reaches up into what runs, reports or parses the command line."""
+    wrong = {
+        (module, other)
+        for module, imported in graph.items()
+        if _under(module, STORAGE)
+        for other in imported
+        if _under(other, ABOVE_STORAGE) or other.endswith("__main__") and not _under(other, STORAGE)
+    }
+    assert wrong == set()
+
+
+def test_the_loop_knows_no_plug_in(graph: dict[str, set[str]]) -> None:
+    """The loop reaches estimators and searchers only through :mod:`harness.interfaces`."""
+    assert {m for m in graph["harness.loop"] if _under(m, ("estimators", "searchers"))} == set()
