@@ -1,14 +1,14 @@
-"""Every command line in the README is valid as written.
+"""Every command line in the docs is valid as written.
 
-Each ``python -m harness ...``, ``python -m harness.{report,aggregate,cache} ...`` and ``make ...`` line of the
-README's code blocks is checked:
+Each ``python -m harness ...``, ``python -m harness.{report,aggregate,cache,data} ...`` and ``make ...`` line of
+the code blocks of README.md and docs/*.md (:data:`DOCS`) is checked, once where several files show it:
 
 * ``python -m harness`` lines are composed with the real config (:func:`harness.config.compose`), every value of
   every swept key (on the command line or in a ``+experiment`` file's sweep) once, and resolved. The short ones
   also run for real in a fresh process (:func:`plan` says which and why the others are only composed: a template
   with ``...``, a server this machine has not, more than :data:`MAX_JOBS` jobs, or an estimator that computes for
-  minutes). A zero-cost proxy runs on a few architectures, a search on it on a few evaluations; a table look-up
-  runs as written.
+  minutes). A zero-cost proxy runs on a few architectures, a search on it on a few evaluations; a table look-up,
+  ``--cfg`` and ``--help`` run as written.
 * ``harness.report`` and ``harness.aggregate`` lines run for real, in a folder whose ``results/`` holds real runs
   under every experiment name they read; ``harness.cache`` lines run for real on an empty score cache.
 * ``make`` lines: ``make -n TARGET`` (the target exists; nothing is built or run).
@@ -32,6 +32,8 @@ from harness.experiment import run_job
 from tests.conftest import ROOT, compose_cfg
 
 README = ROOT / "README.md"
+#: the files whose code blocks are checked: the front page, then docs/ (where the results log and the rest went)
+DOCS = [README, *sorted((ROOT / "docs").glob("*.md"))]
 #: a sweep with more jobs than this is only composed
 MAX_JOBS = 3
 #: estimators that look up a table: they cost nothing to run
@@ -44,10 +46,13 @@ SHORT_SEARCH = ["budget.max_evals=3", "budget.max_cost_s=null"]
 
 
 def readme_lines(prefix: tuple[str, ...]) -> list[str]:
-    """The lines of the README's code blocks that start with one of ``prefix``, without their comments."""
-    blocks = re.findall(r"^```[a-z]*\n(.*?)^```", README.read_text(), flags=re.S | re.M)
+    """The lines of the code blocks of :data:`DOCS` that start with one of ``prefix``, without their comments, each
+    once (the README's at-a-glance lines are also in docs/usage.md), in order of first appearance."""
+    text = "\n".join(path.read_text() for path in DOCS)
+    blocks = re.findall(r"^```[a-z]*\n(.*?)^```", text, flags=re.S | re.M)
     lines = (line.strip() for block in blocks for line in block.splitlines())
-    return [shlex.join(shlex.split(line, comments=True)) for line in lines if line.startswith(prefix)]
+    found = (shlex.join(shlex.split(line, comments=True)) for line in lines if line.startswith(prefix))
+    return list(dict.fromkeys(found))
 
 
 def harness_args(line: str) -> list[str]:
@@ -97,7 +102,7 @@ def plan(line: str) -> list[str] | str:
     names = {c.estimator.name for c in cfgs}
     if names & SLOW:
         return f"{', '.join(sorted(names & SLOW))} computes for minutes"
-    if "--cfg" in args or names <= TABLES:
+    if "--cfg" in args or "--help" in args or names <= TABLES:
         return []  # as written
     if cfgs[0].task == "rank":
         return [] if any(a.startswith("archs=") for a in args) else SHORT_RANK
@@ -126,8 +131,9 @@ def test_each_harness_line_composes(line):
 @pytest.mark.parametrize("line", RUN)
 def test_each_short_harness_line_runs(line, tmp_path, nb201_csv):
     args = harness_args(line)
+    shows = "--cfg" in args or "--help" in args  # prints, runs nothing
     extra = [f"results_dir={tmp_path / 'results'}", "progress=false", "threads=1"]
-    extra += [] if "--cfg" in args else plan(line)  # type: ignore[operator]
+    extra += [] if shows else plan(line)  # type: ignore[operator]
     if any(a.startswith("n_seeds=") for a in args):
         extra.append("n_seeds=2")
     proc = subprocess.run(
@@ -136,6 +142,8 @@ def test_each_short_harness_line_runs(line, tmp_path, nb201_csv):
     assert proc.returncode == 0, f"{line}\n{proc.stderr[-2000:]}"
     if "--cfg" in args:
         assert "estimator:" in proc.stdout
+    elif "--help" in args:
+        assert "+experiment=" in proc.stdout
     else:
         assert list((tmp_path / "results").rglob("summary.json"))
 
