@@ -18,12 +18,13 @@ from harness import stopping
 from harness.config import one_line, register
 from harness.errors import HarnessError
 from harness.experiment import run_job
+from harness.schema import CONF
 
 register()
 log = logging.getLogger("harness")
 
 
-@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+@hydra.main(config_path=str(CONF), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     stopping.catch(cli=False)
