@@ -12,7 +12,6 @@ The names below are imported when first used, so ``import harness.types`` stays 
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -20,14 +19,6 @@ if TYPE_CHECKING:
     from harness.errors import ConfigError, HarnessError
     from harness.interfaces import Benchmark, Estimator, EstimatorContext, Searcher, SearchSpace
     from harness.types import Arch, Estimate, EvalRecord, RunResult
-
-#: each public name and the module it comes from
-_FROM = {
-    **dict.fromkeys(("Plugin", "benchmark", "estimator", "load", "rank", "search", "searcher", "write"), "harness.api"),
-    **dict.fromkeys(("ConfigError", "HarnessError"), "harness.errors"),
-    **dict.fromkeys(("Benchmark", "Estimator", "EstimatorContext", "SearchSpace", "Searcher"), "harness.interfaces"),
-    **dict.fromkeys(("Arch", "Estimate", "EvalRecord", "RunResult"), "harness.types"),
-}
 
 __all__ = [
     "Arch",
@@ -53,9 +44,12 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in _FROM:
-        return getattr(importlib.import_module(_FROM[name]), name)
-    raise AttributeError(f"module 'harness' has no attribute {name!r}")
+    """A public name, imported when first used."""
+    if name not in __all__:
+        raise AttributeError(f"module 'harness' has no attribute {name!r}")
+    from harness import api, errors, interfaces, types
+
+    return next(getattr(module, name) for module in (api, errors, interfaces, types) if hasattr(module, name))
 
 
 def __dir__() -> list[str]:
