@@ -241,8 +241,9 @@ def _own(group: str, value: object) -> tuple[str, Callable[..., Any]] | None:
     if base is not None and isinstance(value, base) or group == "benchmark" and isinstance(value, Benchmark):
         name = str(value.name) if isinstance(value, Benchmark) else type(value).__name__
         return name, lambda *_: value
-    kinds = f"a {base.__name__} subclass or instance" if base else "a Benchmark object"
-    raise ConfigError(f"{group}={value!r} is not a {group}: give its name, harness.{group}(...), or {kinds}")
+    kind = f"{'an' if group == 'estimator' else 'a'} {group}"
+    objects = f"{kind.split()[0]} {base.__name__} subclass or instance" if base else "a Benchmark object"
+    raise ConfigError(f"{group}={value!r} is not {kind}: give its name, harness.{group}(...), or {objects}")
 
 
 def _run(
@@ -261,9 +262,7 @@ def _run(
             "given as an object has none: leave results_dir out and write the result with harness.write(result, "
             "folder)"
         )
-    configured = {
-        g: v if isinstance(v, Plugin) else _plugin(g, str(v), {}) for g, v in plugins.items() if g not in given
-    }
+    configured = {g: v if isinstance(v, Plugin) else Plugin(g, str(v)) for g, v in plugins.items() if g not in given}
     cfg = _compose([f"task={task}", *(f"{group}={plugin.name}" for group, plugin in configured.items())])
     for group, plugin in configured.items():
         for key, value in plugin.overrides.items():
