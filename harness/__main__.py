@@ -15,15 +15,16 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from harness import stopping
-from harness.config import register
+from harness.config import one_line, register
 from harness.errors import HarnessError
 from harness.experiment import run_job
+from harness.schema import CONF
 
 register()
 log = logging.getLogger("harness")
 
 
-@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+@hydra.main(config_path=str(CONF), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     stopping.catch(cli=False)
@@ -62,9 +63,7 @@ def cli() -> None:
     except HarnessError:  # a failed job of a sweep: its line was printed when it failed, the others ran
         sys.exit(2)
     except (HydraException, OmegaConfBaseException) as exc:
-        detail = "; ".join(line.strip() for line in [str(exc), str(exc.__cause__ or "")] if line.strip())
-        detail = " ".join(detail.split()).split(" Config search path:")[0]  # Hydra's search path is noise here
-        print(f"error: {detail}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         sys.exit(2)
     except OSError as exc:  # e.g. results_dir is a file, or not writable
         print(f"error: {exc.strerror or exc}: {exc.filename}; choose another results_dir", file=sys.stderr)

@@ -14,7 +14,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, HarnessError, refuse_password
 from harness.sampling import ARCH_SPLITS
 from harness.schema import CONF, HarnessConfig
 
@@ -39,6 +39,13 @@ def compose(overrides: list[str]) -> DictConfig:
     register()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return hydra_compose(config_name="config", overrides=overrides)
+
+
+def one_line(exc: BaseException) -> str:
+    """What a config Hydra or OmegaConf could not compose says (an unknown plug-in or key, a bad override), as one
+    line: its message and its cause's, without Hydra's config search path."""
+    detail = "; ".join(line.strip() for line in [str(exc), str(exc.__cause__ or "")] if line.strip())
+    return " ".join(detail.split()).split(" Config search path:")[0]
 
 
 def cpus_given() -> int:
@@ -136,22 +143,26 @@ class RefuseSecrets(Callback):
 
 def refuse_secrets(config: DictConfig) -> None:
     """Exit with one ``error:`` line if a setting of ``config`` (Hydra's own node aside) holds a URL with a
-    password (:func:`harness.errors.refuse_password`)."""
+    password (:func:`check_secrets`)."""
     import sys
 
-    from harness.errors import HarnessError, refuse_password
+    try:
+        check_secrets(config)
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
+
+def check_secrets(config: DictConfig) -> None:
+    """Raise :class:`ConfigError` if a setting of ``config`` (Hydra's own node aside) holds a URL with a password
+    (:func:`harness.errors.refuse_password`)."""
     settings = {
         str(k): OmegaConf.to_container(config[k], resolve=True) if OmegaConf.is_config(config[k]) else config[k]
         for k in config
         if k != "hydra"  # Hydra's node does not resolve yet (its run folder is being made)
     }
-    try:
-        for key, text in _strings(settings):
-            refuse_password(f"{key}={text}")
-    except HarnessError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    for key, text in _strings(settings):
+        refuse_password(f"{key}={text}")
 
 
 def _strings(value: Any, key: str = "") -> list[tuple[str, str]]:

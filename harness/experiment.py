@@ -17,7 +17,7 @@ import functools
 import logging
 import platform
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -102,16 +102,22 @@ class Job:
     make_searcher: Callable[..., Any] | None
     budget: Budget | None
     cache: ScoreCache | None
-    #: a live estimator's :func:`~harness.cache.score_key` (what its scores are computed with), "" for a table
+    #: a live estimator's :func:`~harness.cache.score_key` (what its scores are computed with), "" for a table or
+    #: an estimator given as an object (not cached)
     score_key: str
     threads: int | None
     archs: list[Arch]
     draws: int
 
 
-def prepare(cfg: DictConfig) -> Job:
+def prepare(cfg: DictConfig, given: Mapping[str, tuple[str, Callable[..., Any]]] | None = None) -> Job:
     """Check the task, build the plug-ins' factories, load the benchmark, open the score cache, set the threads,
-    draw the rank sample: everything the seeds share."""
+    draw the rank sample: everything the seeds share.
+
+    ``given``: plug-ins the Python API was handed as objects, ``{group: (name, factory)}``, used instead of
+    building that group's node. An estimator given so has no config to key its scores by: it is not cached.
+    """
+    given = given or {}
     check(cfg)
     if cfg.task not in TASKS:
         raise ConfigError(f"task={cfg.task!r} is not a task; valid: {', '.join(TASKS)}")
@@ -123,16 +129,19 @@ def prepare(cfg: DictConfig) -> Job:
             f"run folder seed=<k> per estimator seed); set seed={cfg.estimator_seed} instead and leave estimator_seed "
             "at 0"
         )
-    benchmark_name, make_benchmark = build(cfg.benchmark)
+    benchmark_name, make_benchmark = given.get("benchmark") or build(cfg.benchmark)
     benchmark = make_benchmark().load()
-    estimator_name, make_estimator = build(cfg.estimator)
-    searcher_name, make_searcher = build(cfg.searcher) if cfg.task == "search" else (None, None)
+    estimator_name, make_estimator = given.get("estimator") or build(cfg.estimator)
+    searcher_name, make_searcher = (
+        (given.get("searcher") or build(cfg.searcher)) if cfg.task == "search" else (None, None)
+    )
     if make_searcher is not None:  # a searcher checks its hyper-parameters when built: now, before any run writes
         make_searcher(benchmark.space, seeding.rng(cfg.seed, "searcher"))
     config = plain(cfg)
     probe = make_estimator()
     resolve_device(cfg.device, probe.tags.live)  # a device that is not there fails now, for every estimator
-    cache = open_cache(cfg.score_cache, cfg.cache_dir) if probe.tags.live else None
+    keyed = probe.tags.live and "estimator" not in given
+    cache = open_cache(cfg.score_cache, cfg.cache_dir) if keyed else None
     archs, draws = rank_sample(cfg, benchmark.space) if cfg.task == "rank" else ([], 0)
     return Job(
         cfg=cfg,
@@ -146,7 +155,7 @@ def prepare(cfg: DictConfig) -> Job:
         make_searcher=make_searcher,
         budget=Budget(cfg.budget.max_evals, cfg.budget.max_cost_s) if cfg.task == "search" else None,
         cache=cache,
-        score_key=score_key(cfg, probe, benchmark.space) if probe.tags.live else "",
+        score_key=score_key(cfg, probe, benchmark.space) if keyed else "",
         threads=set_torch_threads(cfg) if probe.tags.live else None,
         archs=archs,
         draws=draws,
@@ -233,20 +242,45 @@ def run_summary(
     }
 
 
+def run(
+    job: Job,
+    seed: int,
+    progress: bool,
+    *,
+    resume: list[EvalRecord] | None = None,
+    on_record: Callable[[EvalRecord], None] | None = None,
+    started: str | None = None,
+) -> RunResult:
+    """One seed of ``job``, in memory: a fresh estimator (answered from the job's score cache when it has one) in
+    its context, the task's loop (:func:`run_task`), and the run's summary (:func:`run_summary`). ``resume`` and
+    ``on_record`` as for :func:`harness.loop.search`; ``started``: when the run first started (default: now).
+    :func:`run_seed` adds the run folder; the Python API calls this alone, writing nothing."""
+    resume = resume or []
+    started = started or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    estimator = make_estimator(job)
+    rng_seed, live = estimator_seed(job.cfg, seed), estimator.tags.live
+    context = estimator_context(job.cfg, job.benchmark_name, job.benchmark, rng_seed, live, job.view)
+    common: dict[str, Any] = {
+        "progress": progress,
+        "max_consecutive_failures": job.cfg.max_consecutive_failures,
+        "resume": resume,
+        "on_record": on_record,
+    }
+    result = run_task(job, seed, estimator, context, common)
+    return RunResult(result.records, run_summary(job, seed, estimator, result, len(resume), started))
+
+
 def run_seed(job: Job, seed: int, folder: Path, progress: bool) -> Path:
-    """Run (or resume) one seed of ``job`` in ``folder``: every evaluation is appended to ``records.csv`` as it
-    finishes; ``summary.json`` is written last. ``started.json`` is written with the first evaluation, once the
-    searcher is built and the estimator fitted, so a start that fails leaves nothing that stops the corrected
-    command (its empty ``records.csv`` is removed too). The caller holds the folder's lock (:func:`run_or_skip`).
-    Returns the folder."""
+    """Run (or resume) one seed of ``job`` in ``folder`` (:func:`run`): every evaluation is appended to
+    ``records.csv`` as it finishes; ``summary.json`` is written last. ``started.json`` is written with the first
+    evaluation, once the searcher is built and the estimator fitted, so a start that fails leaves nothing that
+    stops the corrected command (its empty ``records.csv`` is removed too). The caller holds the folder's lock
+    (:func:`run_or_skip`). Returns the folder."""
     config = identity.defining(seed_config(job, seed))
     kept, started = storage.start_run(folder, config, job.score_key)
     if kept:
         log.info("resuming %s from its %d recorded evaluations", folder, len(kept))
     started = started or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    estimator = make_estimator(job)
-    rng_seed, live = estimator_seed(job.cfg, seed), estimator.tags.live
-    context = estimator_context(job.cfg, job.benchmark_name, job.benchmark, rng_seed, live, job.view)
     record_log = storage.RecordLog(folder, kept)
     under_way = bool(kept)
 
@@ -257,20 +291,13 @@ def run_seed(job: Job, seed: int, folder: Path, progress: bool) -> Path:
             under_way = True
         record_log(record)
 
-    common: dict[str, Any] = {
-        "progress": progress,
-        "max_consecutive_failures": job.cfg.max_consecutive_failures,
-        "resume": kept,
-        "on_record": on_record,
-    }
     try:
-        result = run_task(job, seed, estimator, context, common)
+        result = run(job, seed, progress, resume=kept, on_record=on_record, started=started)
     finally:
         record_log.close()
         if not under_way:
             (folder / storage.RECORDS).unlink(missing_ok=True)
-    summary = run_summary(job, seed, estimator, result, len(kept), started)
-    return storage.write_run(folder, RunResult(result.records, summary))
+    return storage.write_run(folder, result)
 
 
 def run_or_skip(job: Job, seed: int, folder: Path, progress: bool) -> Path:

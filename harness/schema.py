@@ -10,7 +10,8 @@ from typing import Any
 
 from omegaconf import MISSING
 
-CONF = Path(__file__).resolve().parent.parent / "conf"
+#: the YAML configs: ``conf/`` of the checkout (``harness/conf`` links to it), or their copy in an installed package
+CONF = (Path(__file__).parent / "conf").resolve()
 
 
 @dataclass

@@ -17,7 +17,14 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("harness", "estimators", "searchers", "studies")
 #: the layers that keep data: nothing here may reach up into orchestration, reporting or the CLI
 STORAGE = ("harness.storage", "harness.cache")
-ABOVE_STORAGE = ("harness.experiment", "harness.loop", "harness.report", "harness.aggregate", "harness.plots")
+ABOVE_STORAGE = (
+    "harness.api",
+    "harness.experiment",
+    "harness.loop",
+    "harness.report",
+    "harness.aggregate",
+    "harness.plots",
+)
 
 
 def _name(path: Path, root: Path) -> str:
@@ -157,3 +164,10 @@ def test_storage_and_cache_do_not_import_orchestration(graph: dict[str, set[str]
 def test_the_loop_knows_no_plug_in(graph: dict[str, set[str]]) -> None:
     """The loop reaches estimators and searchers only through :mod:`harness.interfaces`."""
     assert {m for m in graph["harness.loop"] if _under(m, ("estimators", "searchers"))} == set()
+
+
+def test_the_python_api_is_on_top(graph: dict[str, set[str]]) -> None:
+    """:mod:`harness.api` sits beside :mod:`harness.experiment`, above everything it uses: only the package's
+    ``__init__`` (which re-exports it) imports it."""
+    assert {m for m, imported in graph.items() if "harness.api" in imported} == {"harness"}
+    assert "harness.experiment" in graph["harness.api"]
