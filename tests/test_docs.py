@@ -181,7 +181,8 @@ def test_the_worked_example_adds_a_searcher_in_two_files_a_line_and_one_command(
     assert set(files) == EXAMPLE_FILES - {f"tests/expect/{EXAMPLE}.csv"}
     copy = tmp_path / "project"
     for name in ("harness", "estimators", "searchers", "conf", "tests"):
-        shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__", ".*"))
+        # symlinks kept: harness/conf links to conf/, where the new searcher's file goes
+        shutil.copytree(ROOT / name, copy / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", ".*"))
     shutil.copy(ROOT / "pyproject.toml", copy)
     for name, body in files.items():
         (copy / name).write_text(body)
