@@ -9,6 +9,7 @@ One setting each, overridable by an environment variable:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -64,3 +65,9 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """The hex digest of a file's bytes (``algorithm``: any of :mod:`hashlib`'s), read in blocks."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, algorithm).hexdigest()

@@ -169,11 +169,7 @@ def file_hash(path: Path) -> str:
     """A short content hash of a data file (``missing`` if there is none: the estimator's fit then says so)."""
     if not path.is_file():
         return "missing"
-    digest = hashlib.sha256()  # hashlib.file_digest would need Python 3.11
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+    return paths.file_digest(path)[:16]
 
 
 def estimator_key(

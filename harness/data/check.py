@@ -3,15 +3,14 @@ missing, where it comes from and the command that makes it (``python -m harness.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness import paths
 from harness.data.convert import read_manifest
-from harness.data.official import sha256_file
 from harness.errors import DataFileError
+from harness.paths import file_digest
 
 MAIN_JOB = "python -m harness estimator=rmi searcher=rminas"
 _NATS = "NATS-tss-v1_0-3ffb9-simple"
@@ -151,7 +150,7 @@ def status(entry: DataFile, root: Path) -> tuple[str, str]:
     if missing:
         some = f" ({len(missing)} of {len(entry.files)} files)" if len(entry.files) > 1 else ""
         return "missing", some
-    differs = [f for f, want in entry.files.items() if _digest(root / f, entry.algorithm) != want]
+    differs = [f for f, want in entry.files.items() if file_digest(root / f, entry.algorithm) != want]
     if not differs:
         return "ok", ""
     if entry.name == "nb201/nb201.csv":
@@ -160,17 +159,12 @@ def status(entry: DataFile, root: Path) -> tuple[str, str]:
             manifest = read_manifest(table)
         except DataFileError as exc:
             return "differs", f" ({exc})"
-        if manifest is not None and manifest["table_sha256"] == sha256_file(table):
+        if manifest is not None and manifest["table_sha256"] == file_digest(table):
             made = f"converted from {manifest['source']['name']}" if isinstance(manifest.get("source"), dict) else ""
             if manifest["partial"]:
                 return "partial", f" ({manifest['architectures']:,} of 15,625 architectures, {made})"
             return "converted", f" ({made}, converter v{manifest.get('converter_version')})"
     return "differs", f" (from the reference copy: {', '.join(Path(f).name for f in differs)})"
-
-
-def _digest(path: Path, algorithm: str) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, algorithm).hexdigest()
 
 
 def check(data_dir: str | None = None) -> int:

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from harness import paths
-from harness.data.official import N_ARCHS, ArchRecord, Source, sha256_file
+from harness.data.official import N_ARCHS, ArchRecord, Source
 from harness.errors import DataFileError
+from harness.paths import file_digest
 
 #: bump when the table this writes would change for the same source
 CONVERTER_VERSION = 1
@@ -153,7 +154,7 @@ def convert(source: Source, out: Path, *, allow_partial: bool = False) -> dict[s
     paths.write_atomic(out, lambda fh: fh.write(data))
     manifest = {
         "table": out.name,
-        "table_sha256": sha256_file(out),
+        "table_sha256": file_digest(out),
         "rows": n_rows,
         "architectures": len(source.present),
         "of": N_ARCHS,

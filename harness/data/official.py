@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from harness import paths
 from harness.data import unpickle
 from harness.errors import DataFileError
 
@@ -120,7 +121,7 @@ def open_source(path: Path) -> Source:
     else:
         raise DataFileError(f"{path} is neither a directory, a .pickle.pbz2 nor a .pth; {_ORIGIN}")
     source = Source(path, layout, [], [])
-    source._sums[path.name], source._bytes = sha256_file(path), path.stat().st_size
+    source._sums[path.name], source._bytes = paths.file_digest(path), path.stat().st_size
     whole = _load_pth(path) if layout.startswith("NAS-Bench-201") else _load_bz2(path, None)
     source.meta_archs = _meta_archs(whole, path)
     infos = whole.get("arch2infos")
@@ -202,9 +203,3 @@ def _unpickle(handle: IO[bytes], path: Path) -> Any:
         ) from exc
     except (pickle.UnpicklingError, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         raise DataFileError(f"{path} is not a readable pickle ({type(exc).__name__}: {exc}); {_ORIGIN}") from exc
-
-
-def sha256_file(path: Path) -> str:
-    """The sha256 of a file's bytes, read in blocks."""
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
