@@ -49,9 +49,10 @@ def bench(nb201_csv, tmp_path_factory):
 
 
 def base_of(name: str) -> str:
-    """The estimator config an alias re-parameterises; a defining config is its own base."""
+    """The estimator config an alias re-parameterises, through aliases of aliases (``rmi_paper_ce`` -> ``rmi_paper``
+    -> ``rmi``); a defining config is its own base."""
     node = OmegaConf.load(CONF / "estimator" / f"{name}.yaml")
-    return str(node.defaults[0]) if "defaults" in node else name
+    return base_of(str(node.defaults[0])) if "defaults" in node else name
 
 
 def make(name: str, size: dict[str, dict[str, object]] | None = None) -> Estimator:
