@@ -1,5 +1,5 @@
-"""Estimators: one per file, each a :class:`harness.interfaces.Estimator` (higher score = predicted better)."""
+"""Estimators: one per file, each a :class:`harness.interfaces.Estimator` (higher score = predicted better).
 
-from estimators.table import TableEstimator
-
-__all__ = ["TableEstimator"]
+An estimator is found by its config (``conf/estimator/<name>.yaml`` names its class), never by a list here: import
+one from its module (``from estimators.rmi import RMI``) or build it by name (``harness.estimator("rmi")``).
+"""

@@ -1,8 +1,5 @@
-"""Searchers: one algorithm per file, each a :class:`harness.interfaces.Searcher` (ask/tell)."""
+"""Searchers: one algorithm per file, each a :class:`harness.interfaces.Searcher` (ask/tell).
 
-from searchers.random_search import RandomSearch
-from searchers.regularized_evolution import RegularizedEvolution
-from searchers.reinforce import Reinforce
-from searchers.rminas import RMINAS
-
-__all__ = ["RMINAS", "RandomSearch", "RegularizedEvolution", "Reinforce"]
+A searcher is found by its config (``conf/searcher/<name>.yaml`` names its class), never by a list here: import
+one from its module (``from searchers.rminas import RMINAS``) or build it by name (``harness.searcher("rminas")``).
+"""

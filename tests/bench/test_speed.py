@@ -23,7 +23,9 @@ from harness.benchmarks import NB201
 from harness.budget import Budget
 from harness.experiment import run_job
 from harness.interfaces import EstimatorContext
-from searchers import RandomSearch, RegularizedEvolution, Reinforce
+from searchers.random_search import RandomSearch
+from searchers.regularized_evolution import RegularizedEvolution
+from searchers.reinforce import Reinforce
 from tests.bench import reference
 from tests.conftest import ROOT, compose_cfg
 
