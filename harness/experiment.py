@@ -29,7 +29,7 @@ from harness.budget import Budget
 from harness.cache import CachedEstimator, ScoreCache, open_cache, score_key
 from harness.config import check
 from harness.errors import ConfigError, StateFileError
-from harness.interfaces import Benchmark, Estimator, EstimatorContext, SearchSpace
+from harness.interfaces import Benchmark, Estimator, EstimatorContext
 from harness.plugins import build, estimator_context, plain, resolve_device, set_torch_threads
 from harness.types import Arch, EvalRecord, RunResult
 
@@ -70,21 +70,6 @@ def _finished(folder: Path, config: dict[str, Any]) -> bool:
             "choose another experiment_name or results_dir, or delete that folder"
         )
     return True
-
-
-def rank_sample(cfg: DictConfig, space: SearchSpace) -> tuple[list[Arch], int]:
-    """The architectures a rank job scores (``archs``, else the ``split`` sample of ``n_archs`` of ``sample_seed``)
-    and the number of draws that took."""
-    if cfg.archs is not None:
-        if not cfg.archs:
-            raise ConfigError("archs=[] names no architecture; give at least one, or archs=null for a random sample")
-        return sampling.parse_distinct(space, cfg.archs), len(cfg.archs)
-    if cfg.n_archs < 2 or cfg.sample_seed < 0:
-        raise ConfigError(
-            f"n_archs must be >= 2 (a ranking needs two) and sample_seed >= 0, got n_archs={cfg.n_archs}, "
-            f"sample_seed={cfg.sample_seed}"
-        )
-    return sampling.sample_distinct(space, cfg.n_archs, seeding.rng(cfg.sample_seed, "rank-sample"), cfg.split)
 
 
 @dataclasses.dataclass
@@ -142,7 +127,11 @@ def prepare(cfg: DictConfig, given: Mapping[str, tuple[str, Callable[..., Any]]]
     resolve_device(cfg.device, probe.tags.live)  # a device that is not there fails now, for every estimator
     keyed = probe.tags.live and "estimator" not in given
     cache = open_cache(cfg.score_cache, cfg.cache_dir) if keyed else None
-    archs, draws = rank_sample(cfg, benchmark.space) if cfg.task == "rank" else ([], 0)
+    archs, draws = (
+        sampling.rank_sample(benchmark.space, cfg.archs, cfg.n_archs, cfg.sample_seed, cfg.split)
+        if cfg.task == "rank"
+        else ([], 0)
+    )
     return Job(
         cfg=cfg,
         config=config,

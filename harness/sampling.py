@@ -11,6 +11,7 @@ import hashlib
 
 import numpy as np
 
+from harness import seeding
 from harness.errors import ConfigError
 from harness.interfaces import SearchSpace
 from harness.types import Arch
@@ -73,3 +74,20 @@ def parse_distinct(space: SearchSpace, texts: list[str]) -> list[Arch]:
                 "remove one"
             )
     return archs
+
+
+def rank_sample(
+    space: SearchSpace, archs: list[str] | None, n_archs: int, sample_seed: int, split: str = "all"
+) -> tuple[list[Arch], int]:
+    """The architectures a rank job scores: ``archs`` (strings) when given, else the ``split`` sample of ``n_archs``
+    drawn with ``sample_seed``'s own stream; and the number of draws that took."""
+    if archs is not None:
+        if not archs:
+            raise ConfigError("archs=[] names no architecture; give at least one, or archs=null for a random sample")
+        return parse_distinct(space, list(archs)), len(archs)
+    if n_archs < 2 or sample_seed < 0:
+        raise ConfigError(
+            f"n_archs must be >= 2 (a ranking needs two) and sample_seed >= 0, got n_archs={n_archs}, "
+            f"sample_seed={sample_seed}"
+        )
+    return sample_distinct(space, n_archs, seeding.rng(sample_seed, "rank-sample"), split)

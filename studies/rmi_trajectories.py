@@ -30,9 +30,8 @@ from harness import paths
 from harness.cache import cache_slot, open_cache, score_key
 from harness.config import compose
 from harness.errors import ConfigError
-from harness.experiment import rank_sample
 from harness.plugins import build, estimator_context, set_torch_threads
-from harness.sampling import split_of
+from harness.sampling import rank_sample, split_of
 from harness.types import Estimate
 
 HEADER = ("index", "arch", "split", "step", *TRAJECTORY_COLUMNS)
@@ -92,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     benchmark_name, make_benchmark = build(cfg.benchmark)
     benchmark = make_benchmark().load()
     keys = {k: score_key(_with_steps(cfg, k), estimator, benchmark.space) for k in steps}
-    archs, _ = rank_sample(cfg, benchmark.space)
+    archs, _ = rank_sample(benchmark.space, cfg.archs, cfg.n_archs, cfg.sample_seed, cfg.split)
     if args.only:
         archs = [a for a in archs if split_of(benchmark.space, a) == args.only]
     context = estimator_context(cfg, benchmark_name, benchmark, cfg.seed, live=True)
