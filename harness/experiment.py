@@ -24,14 +24,13 @@ from typing import Any
 from omegaconf import DictConfig
 
 from harness import identity, loop, paths, sampling, seeding, storage
-from harness.benchmarks.view import ValidationView
 from harness.budget import Budget
 from harness.cache import CachedEstimator, ScoreCache, open_cache, score_key
 from harness.config import check
 from harness.errors import ConfigError, StateFileError
 from harness.interfaces import Benchmark, Estimator, EstimatorContext
 from harness.plugins import build, estimator_context, plain, resolve_device, set_torch_threads
-from harness.types import Arch, EvalRecord, RunResult
+from harness.types import Arch, EvalRecord, Observation, RunResult
 
 TASKS = ("search", "rank")
 log = logging.getLogger("harness")
@@ -80,7 +79,7 @@ class Job:
     config: dict[str, Any]
     benchmark_name: str
     benchmark: Benchmark
-    view: ValidationView
+    view: Callable[..., Observation]
     estimator_name: str
     make_estimator: Callable[..., Any]
     searcher_name: str | None
@@ -137,7 +136,7 @@ def prepare(cfg: DictConfig, given: Mapping[str, tuple[str, Callable[..., Any]]]
         config=config,
         benchmark_name=benchmark_name,
         benchmark=benchmark,
-        view=ValidationView(benchmark),
+        view=benchmark.validation(),
         estimator_name=estimator_name,
         make_estimator=make_estimator,
         searcher_name=searcher_name,

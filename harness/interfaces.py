@@ -137,6 +137,13 @@ class Benchmark(Protocol):
         """(best validation accuracy, best test accuracy) over the whole benchmark, for regret. Free."""
         ...
 
+    def validation(self) -> Callable[..., Observation]:
+        """``query`` as a plug-in gets it: validation numbers answered on demand, holding nothing from which a test
+        accuracy can be reached (no reference to the benchmark, its test numbers or a closure over them): a
+        :class:`~harness.benchmarks.view.ValidationView` of a table's validation columns, or a surrogate's
+        validation-only model. Free."""
+        ...
+
 
 @dataclass(frozen=True)
 class EstimatorContext:

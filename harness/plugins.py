@@ -17,10 +17,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from harness import seeding
-from harness.benchmarks.view import ValidationView
 from harness.config import check_keywords, cpus_given
 from harness.errors import ConfigError
 from harness.interfaces import Benchmark, EstimatorContext
+from harness.types import Observation
 
 
 def plain(node: DictConfig) -> dict[str, Any]:
@@ -103,7 +103,7 @@ def estimator_context(
     benchmark: Benchmark,
     estimator_seed: int,
     live: bool,
-    view: ValidationView | None = None,
+    view: Callable[..., Observation] | None = None,
 ) -> EstimatorContext:
     """What an estimator of this job sees: its space, data, device, seeded rng, and validation numbers only
     (``view``, made from ``benchmark`` when not given; never the benchmark itself)."""
@@ -111,7 +111,7 @@ def estimator_context(
         space=benchmark.space,
         benchmark=benchmark_name,
         dataset=benchmark.dataset,
-        query=(view or ValidationView(benchmark)).query,
+        query=view or benchmark.validation(),
         rng=seeding.rng(estimator_seed, "estimator"),
         seed=estimator_seed,
         device=resolve_device(cfg.device, live),

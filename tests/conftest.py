@@ -12,6 +12,7 @@ import pytest
 from omegaconf import DictConfig, open_dict
 
 from harness import paths
+from harness.benchmarks.view import ValidationView
 from harness.config import CONF, compose
 from harness.errors import OutOfDomainError
 from harness.interfaces import EstimatorContext, Searcher
@@ -69,6 +70,13 @@ class ToyBenchmark:
         if arch.ops not in self._valid or fidelity not in (None, "full"):
             raise OutOfDomainError(f"not in the toy table: {arch} {fidelity}")
         return Observation(self._valid[arch.ops], self._cost[arch.ops], "full")
+
+    def validation(self) -> Callable[..., Observation]:
+        return ValidationView(
+            self.name,
+            {ops: i for i, ops in enumerate(self._valid)},
+            {"full": (list(self._valid.values()), list(self._cost.values()))},
+        ).query
 
     def test_accuracy(self, arch: Arch) -> float:
         return self._test[arch.ops]

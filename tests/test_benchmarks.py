@@ -166,3 +166,31 @@ def test_an_unreadable_table_index_is_rebuilt(nb201_csv, tmp_path, content, capl
         again.test_accuracy(arch) == first.test_accuracy(arch)
         and "rebuilding the unreadable table index" in caplog.text
     )
+
+
+def test_the_validation_view_answers_as_the_benchmark_without_enumerating_the_space(
+    nb201_tables, data_dir, monkeypatch
+):
+    """``validation()`` copies the table's validation columns, never walks the space, and answers every
+    architecture and fidelity as ``query`` does; what is not in the table is the same out-of-domain error."""
+    from harness.benchmarks.nb301 import NB301
+
+    for bench in (nb201_tables["cifar10"], NBMacro("cifar10").load(), NB301().load()):
+
+        def refuse(*_: object) -> None:
+            raise AssertionError("validation() enumerated the space")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(type(bench.space), "enumerate", refuse)
+            query = bench.validation()
+        for arch in bench.space.enumerate():
+            for fidelity in bench.fidelities:
+                mine, theirs = query(arch, fidelity=fidelity), bench.query(arch, fidelity=fidelity)
+                assert (mine.valid_acc, mine.fidelity) == (theirs.valid_acc, theirs.fidelity)
+                assert (
+                    mine.train_cost_s == theirs.train_cost_s or np.isnan([mine.train_cost_s, theirs.train_cost_s]).all()
+                )
+    with pytest.raises(OutOfDomainError, match="no fidelity 'x'; valid: 200ep, 12ep"):
+        nb201_tables["cifar10"].validation()(Arch((0,) * 6), fidelity="x")
+    with pytest.raises(OutOfDomainError, match="not an architecture of nb201"):
+        nb201_tables["cifar10"].validation()(Arch((9,) * 6))

@@ -20,7 +20,6 @@ from omegaconf import OmegaConf
 from estimators.table import TableEstimator
 from harness import loop, seeding
 from harness.benchmarks import NB201
-from harness.benchmarks.view import ValidationView
 from harness.budget import Budget
 from harness.interfaces import EstimatorContext
 from harness.plugins import build
@@ -46,7 +45,7 @@ def trajectory(name: str, bench: NB201) -> str:
     _, make_searcher = build(node)
     searcher = make_searcher(bench.space, seeding.rng(SEED, "searcher"))
     context = EstimatorContext(
-        bench.space, "nb201", "cifar10", ValidationView(bench).query, seeding.rng(SEED, "estimator"), seed=SEED
+        bench.space, "nb201", "cifar10", bench.validation(), seeding.rng(SEED, "estimator"), seed=SEED
     )
     result = loop.search(bench, TableEstimator(fidelity="12ep"), searcher, Budget(max_evals=N_EVALS), context)
     out = io.StringIO()

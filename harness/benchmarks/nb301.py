@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 from harness import paths
 from harness.benchmarks.table import check_dataset
+from harness.benchmarks.view import ValidationView
 from harness.errors import ArchParseError, DataFileError, OutOfDomainError
 from harness.spaces.darts import DartsSpace
 from harness.spaces.subset import SubsetSpace
@@ -139,6 +141,13 @@ class NB301:
         if fidelity not in (None, *self.fidelities):
             raise OutOfDomainError(f"nb301 has no fidelity {fidelity!r}; valid: {', '.join(self.fidelities)}")
         return Observation(self._value(arch), math.nan, SURROGATE)
+
+    def validation(self) -> Callable[..., Observation]:
+        """The sample's surrogate draws, copied into a :class:`ValidationView` (no recorded cost)."""
+        self.load()
+        return ValidationView(
+            self.name, {a.ops: i for i, a in enumerate(self._valid)}, {SURROGATE: (list(self._valid.values()), None)}
+        ).query
 
     def test_accuracy(self, arch: Arch) -> float:
         """NB301 has no test split: the same surrogate validation accuracy as :meth:`query` (``has_test_split``)."""

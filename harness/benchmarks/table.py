@@ -6,12 +6,14 @@ import abc
 import logging
 import math
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from harness import paths
+from harness.benchmarks.view import ValidationView
 from harness.errors import ConfigError, OutOfDomainError
 from harness.interfaces import SearchSpace
 from harness.types import Arch, Observation
@@ -140,6 +142,16 @@ class TableBenchmark(abc.ABC):
         assert cols is not None
         cost = cols[cost_col][row] if cost_col else math.nan
         return Observation(cols[valid_col][row], cost, fid)
+
+    def validation(self) -> Callable[..., Observation]:
+        """The validation columns and row index, copied into a :class:`ValidationView` (no test column)."""
+        self.load()
+        assert self._cols is not None
+        cols = self._cols
+        columns = {
+            fid: (cols[valid], cols[cost] if cost else None) for fid, (valid, cost) in self.fidelity_columns.items()
+        }
+        return ValidationView(self.name, self._rows, columns).query
 
     def test_accuracy(self, arch: Arch) -> float:
         """Test accuracy (%) of the full schedule. For the loop and the tasks only, never for a plug-in."""

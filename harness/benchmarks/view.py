@@ -1,43 +1,51 @@
-"""What plug-ins may look up about a benchmark: its validation numbers, copied out of it.
+"""What plug-ins may look up about a benchmark: its validation numbers, answered on demand.
 
-An estimator gets :meth:`ValidationView.query` in its :class:`~harness.interfaces.EstimatorContext`. The view holds
-no reference to the benchmark, so neither ``query.__self__``, a closure, an attribute nor a garbage-collector
-referent leads from a plug-in to a test accuracy (``tests/test_honesty.py`` walks them all).
+A benchmark's :meth:`~harness.interfaces.Benchmark.validation` gives the ``query`` an estimator gets in its
+:class:`~harness.interfaces.EstimatorContext`. For a table it is a :class:`ValidationView`: copies of the table's
+row index and validation columns, and nothing else. The view holds no reference to the benchmark, so neither
+``query.__self__``, a closure, an attribute nor a garbage-collector referent leads from a plug-in to a test
+accuracy (``tests/test_honesty.py`` walks them all). It never enumerates the space: a benchmark whose space is too
+large to enumerate (a surrogate) gives its own validation-only look-up instead.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
+
 from harness.errors import OutOfDomainError
-from harness.interfaces import Benchmark
 from harness.types import Arch, Observation
 
 
 class ValidationView:
-    """Every architecture's observation at every fidelity of ``benchmark``, copied when the view is made (a few
-    tens of milliseconds for NAS-Bench-201's 15,625 cells x 2 fidelities). Free to query.
-
-    Args:
-        benchmark: a loaded benchmark whose space can be enumerated (tables, closed sets).
+    """A table's validation numbers: ``rows`` maps an architecture's ops to its row, ``columns`` each fidelity (the
+    first is the full one) to its validation accuracies and recorded training seconds by row (``None``: no cost
+    recorded). Both are copied (tuples: a plug-in cannot change them). Free to query.
     """
 
-    __slots__ = ("_fidelities", "_name", "_observations")
+    __slots__ = ("_columns", "_name", "_rows")
 
-    def __init__(self, benchmark: Benchmark) -> None:
-        self._name = benchmark.name
-        self._fidelities = tuple(benchmark.fidelities)
-        self._observations = {
-            (arch.ops, fidelity): benchmark.query(arch, fidelity=fidelity)
-            for arch in benchmark.space.enumerate()
-            for fidelity in self._fidelities
+    def __init__(
+        self,
+        name: str,
+        rows: Mapping[tuple[int, ...], int],
+        columns: Mapping[str, tuple[Sequence[float], Sequence[float] | None]],
+    ) -> None:
+        self._name = name
+        self._rows = dict(rows)
+        self._columns = {
+            fid: (tuple(valid), None if cost is None else tuple(cost)) for fid, (valid, cost) in columns.items()
         }
 
     def query(self, arch: Arch, *, fidelity: str | None = None) -> Observation:
         """Validation accuracy and recorded training cost of ``arch`` at ``fidelity`` (default: the full one)."""
-        fid = fidelity or self._fidelities[0]
+        fid = fidelity or next(iter(self._columns))
         try:
-            return self._observations[arch.ops, fid]
+            valid, cost = self._columns[fid]
         except KeyError:
-            if fid not in self._fidelities:
-                valid = ", ".join(self._fidelities)
-                raise OutOfDomainError(f"{self._name} has no fidelity {fid!r}; valid: {valid}") from None
-            raise OutOfDomainError(f"{arch.ops} is not an architecture of {self._name}") from None
+            raise OutOfDomainError(f"{self._name} has no fidelity {fid!r}; valid: {', '.join(self._columns)}") from None
+        try:
+            row = self._rows[arch.ops]
+        except KeyError:
+            raise OutOfDomainError(f"{arch.ops} is not an architecture of {self._name} with results") from None
+        return Observation(valid[row], math.nan if cost is None else cost[row], fid)
