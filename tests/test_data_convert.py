@@ -542,3 +542,15 @@ def test_peak_memory_and_speed_at_300_and_3000_architectures(official, nb201_csv
         f"300 architectures unpickled whole (the old way): peak {whole_measured(tmp_path / '300.pickle.pbz2'):.0f} MB"
     )
     assert per_arch_mb < 0.005  # flat: a few KB of table text per architecture, where a record is ~2 MB
+
+
+def test_check_stops_quietly_when_its_reader_goes_away():
+    """``python -m harness.data check | head``: a pipe whose reader is gone before the output comes."""
+    read_end, write_end = os.pipe()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.data", "check"], cwd=ROOT, stdout=write_end, stderr=subprocess.PIPE
+    )
+    os.close(write_end)
+    os.close(read_end)  # the reader is gone: every write to the pipe fails (EPIPE)
+    _, stderr = proc.communicate(timeout=120)
+    assert (proc.returncode, stderr) == (141, b"")
