@@ -1,11 +1,14 @@
 """``python -m harness.data convert SOURCE OUT [--allow-partial]`` and ``python -m harness.data check``.
 
-Bad input ends with one ``error:`` line and exit status 2; ``check`` exits 1 when the main job lacks a file.
+Bad input ends with one ``error:`` line and exit status 2; ``check`` exits 1 when the main job lacks a file. When
+the reader of the output goes away early (``check | head``), the command stops quietly with status 141, as a Unix
+tool stopped by SIGPIPE does.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +17,16 @@ from harness.errors import HarnessError
 
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; return the exit status."""
+    try:
+        status = _run(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's flush at exit
+        return status
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # what is still buffered goes nowhere
+        return 141
+
+
+def _run(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.data", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     conv = sub.add_parser("convert", help="official NATS-Bench / NAS-Bench-201 results -> the harness's nb201.csv")
@@ -43,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        raise
     except OSError as exc:  # the output folder is not writable, a disk is full
         print(f"error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
         return 2

@@ -130,33 +130,33 @@ def convert(source: Source, out: Path, *, allow_partial: bool = False) -> dict[s
     """Write the table of ``source`` to ``out`` and its manifest beside it; return the manifest.
 
     Records are read one at a time; the table's rows (dataset by dataset, each in index order) are kept as CSV text.
-    A source missing architectures is refused unless ``allow_partial``; the manifest then says ``partial``.
+    A source missing architectures is refused unless ``allow_partial`` (a directory's before its records are read,
+    a single file's once they are); the manifest then says ``partial``.
     """
-    missing = source.missing()
-    if missing and not allow_partial:
-        raise DataFileError(
-            f"{source.path} holds the records of {len(source.present):,} of the {N_ARCHS:,} architectures (missing: "
-            f"{source.record_name(missing[0])}{f' and {len(missing) - 1:,} more' if len(missing) > 1 else ''}); "
-            "use the whole release, or pass --allow-partial for a table the harness refuses unless "
-            "benchmark.allow_partial=true"
-        )
-    buffers = {d: io.StringIO() for d in SPLITS}  # the table as text, one buffer per dataset
-    writers = {d: csv.writer(buffers[d], lineterminator="\n") for d in SPLITS}
-    n_rows = 0
+    if source.present is not None:
+        _refuse_partial(source, allow_partial)
+    lines: dict[str, list[tuple[int, str]]] = {d: [] for d in SPLITS}  # dataset -> (index, CSV line)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
     for record in source.records():
         for dataset, row in rows(record).items():
-            writers[dataset].writerow(row)
-            n_rows += 1
-    header = io.StringIO()
-    csv.writer(header, lineterminator="\n").writerow(COLUMNS)
-    data = "".join([header.getvalue(), *(b.getvalue() for b in buffers.values())]).encode()
+            buffer.seek(0)
+            buffer.truncate()
+            writer.writerow(row)
+            lines[dataset].append((record.index, buffer.getvalue()))
+    missing = _refuse_partial(source, allow_partial)
+    buffer.seek(0)
+    buffer.truncate()
+    writer.writerow(COLUMNS)
+    data = "".join([buffer.getvalue(), *(line for d in SPLITS for _, line in sorted(lines[d]))]).encode()
     out.parent.mkdir(parents=True, exist_ok=True)
     paths.write_atomic(out, lambda fh: fh.write(data))
+    n_archs = N_ARCHS - len(missing)
     manifest = {
         "table": out.name,
         "table_sha256": file_digest(out),
-        "rows": n_rows,
-        "architectures": len(source.present),
+        "rows": n_archs * len(SPLITS),
+        "architectures": n_archs,
         "of": N_ARCHS,
         "partial": bool(missing),
         "source": {"name": source.path.name, "layout": source.layout, **source.checksum()},
@@ -166,3 +166,16 @@ def convert(source: Source, out: Path, *, allow_partial: bool = False) -> dict[s
     body = (json.dumps(manifest, indent=1) + "\n").encode()
     paths.write_atomic(manifest_path(out), lambda fh: fh.write(body))
     return manifest
+
+
+def _refuse_partial(source: Source, allow_partial: bool) -> list[int]:
+    """The indexes ``source`` lacks; a :class:`DataFileError` if it lacks any and that is not allowed."""
+    missing = source.missing()
+    if missing and not allow_partial:
+        raise DataFileError(
+            f"{source.path} holds the records of {N_ARCHS - len(missing):,} of the {N_ARCHS:,} architectures "
+            f"(missing: {source.record_name(missing[0])}{f' and {len(missing) - 1:,} more' if len(missing) > 1 else ''}"
+            "); use the whole release, or pass --allow-partial for a table the harness refuses unless "
+            "benchmark.allow_partial=true"
+        )
+    return missing

@@ -10,18 +10,21 @@ Three layouts hold the same records (an ``ArchResults`` state dict per architect
 * a NAS-Bench-201 **``.pth``** (``NAS-Bench-201-v1_0-e61699.pth``, ``-v1_1-096897.pth``): the same dict written by
   ``torch.save`` (zip or legacy format), schedules keyed ``less`` (12 epochs) and ``full`` (200 epochs).
 
-The two single files are one pickle each, so they are unpickled whole (and then handed out one record at a time).
-Every pickle goes through :mod:`harness.data.unpickle`; torch is not needed.
+The two single files are one pickle each; :class:`~harness.data.unpickle.StreamingUnpickler` streams them, one
+record at a time, so memory holds one record there too. Every pickle goes through :mod:`harness.data.unpickle`;
+torch is not needed.
 """
 
 from __future__ import annotations
 
 import bz2
+import contextlib
 import hashlib
 import io
 import pickle
+import struct
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -55,37 +58,58 @@ class ArchRecord:
 class Source:
     """An official source opened by :func:`open_source`: its ``layout``, ``meta_archs`` and the indexes it holds.
 
-    :meth:`records` yields them in index order; :meth:`checksum` is valid once every record has been read.
+    :meth:`records` yields them one at a time (a directory's in index order, a single file's in its order);
+    ``present`` of a single file is None until :meth:`records` has read it. :meth:`checksum` is valid once every
+    record has been read.
     """
 
     path: Path
     layout: str
     meta_archs: list[str]
-    present: list[int]
-    _infos: dict[int, Any] | None = None  # the arch2infos of a single file; None for a directory
+    present: list[int] | None
+    _open: Callable[[], contextlib.AbstractContextManager[IO[bytes]]] | None = None  # a single file's pickle
     _sums: dict[str, str] = field(default_factory=dict)  # file name -> sha256 of what was read
     _bytes: int = 0
 
     def missing(self) -> list[int]:
-        """Indexes of ``meta_archs`` without a record."""
-        have = set(self.present)
+        """Indexes of ``meta_archs`` without a record (of a single file: once :meth:`records` has read it)."""
+        have = set(self.present or ())
         return [i for i in range(len(self.meta_archs)) if i not in have]
 
     def record_name(self, index: int) -> str:
         """Where the record of ``index`` lives, for messages."""
-        return f"{index:06d}.pickle.pbz2" if self._infos is None else f"arch2infos[{index}]"
+        return f"{index:06d}.pickle.pbz2" if self._open is None else f"arch2infos[{index}]"
 
     def records(self) -> Iterator[ArchRecord]:
-        """Each present architecture's record, in index order, one at a time."""
-        for index in self.present:
-            if self._infos is None:
+        """Each present architecture's record, one at a time."""
+        if self._open is None:
+            for index in self.present or ():
                 path = self.path / self.record_name(index)
-                schedules = _load_bz2(path, self)
-                origin = str(path)
-            else:
-                schedules = self._infos.pop(index)  # hand it out and let it go
-                origin = f"{self.path}: {self.record_name(index)}"
-            yield _record(index, self.meta_archs[index], schedules, origin)
+                yield _record(index, self.meta_archs[index], _load_bz2(path, self), str(path))
+            return
+        seen: set[int] = set()
+        for index, schedules in self._items():
+            if type(index) is not int or not 0 <= index < len(self.meta_archs):
+                continue  # not an architecture of the space
+            if index in seen:
+                raise DataFileError(f"{self.path} holds {self.record_name(index)} twice; {_ORIGIN}")
+            seen.add(index)
+            yield _record(index, self.meta_archs[index], schedules, f"{self.path}: {self.record_name(index)}")
+        self.present = sorted(seen)
+
+    def _items(self) -> Iterator[tuple[Any, Any]]:
+        """A single file's ``(index, record)`` items, streamed. The records that referred back to an object of an
+        earlier record that the reading had let go come from a second reading that keeps those objects."""
+        first = yield from self._read()
+        if first.deferred:
+            yield from self._read(keep=first.missed, skip=first.done)
+
+    def _read(self, **options: Any) -> Generator[tuple[Any, Any], None, unpickle.StreamingUnpickler]:
+        assert self._open is not None
+        with _errors(self.path), self._open() as handle:
+            reader = unpickle.StreamingUnpickler(handle, "arch2infos", **options)
+            yield from reader.items()
+        return reader
 
     def checksum(self) -> dict[str, Any]:
         """What was read: ``files``, ``bytes`` and ``sha256`` (of the file; for a directory, of the listing
@@ -99,7 +123,8 @@ class Source:
 
 
 def open_source(path: Path) -> Source:
-    """Open ``path`` (a simple directory, a ``.pickle.pbz2`` or a ``.pth``); read its list of architectures."""
+    """Open ``path`` (a simple directory, a ``.pickle.pbz2`` or a ``.pth``); read its list of architectures (of a
+    single file, the items before ``arch2infos``)."""
     if path.is_dir():
         meta_path = path / "meta.pickle.pbz2"
         if not meta_path.is_file():
@@ -114,21 +139,21 @@ def open_source(path: Path) -> Source:
         return source
     if not path.is_file():
         raise DataFileError(f"{path} does not exist; {_ORIGIN}")
+    opener: Callable[[], contextlib.AbstractContextManager[IO[bytes]]]
     if path.name.endswith(".pth"):
-        layout = "NAS-Bench-201 .pth"
+        layout, opener = "NAS-Bench-201 .pth", lambda: _open_pth(path)
     elif path.name.endswith(".pbz2"):
-        layout = "NATS-Bench tss single file"
+        layout, opener = "NATS-Bench tss single file", lambda: bz2.open(path, "rb")
     else:
         raise DataFileError(f"{path} is neither a directory, a .pickle.pbz2 nor a .pth; {_ORIGIN}")
-    source = Source(path, layout, [], [])
+    source = Source(path, layout, [], None, opener)
     source._sums[path.name], source._bytes = paths.file_digest(path), path.stat().st_size
-    whole = _load_pth(path) if layout.startswith("NAS-Bench-201") else _load_bz2(path, None)
-    source.meta_archs = _meta_archs(whole, path)
-    infos = whole.get("arch2infos")
-    if not isinstance(infos, dict):
+    with _errors(path), opener() as handle:
+        reader = unpickle.StreamingUnpickler(handle, "arch2infos")
+        next(reader.items(), None)  # reads up to the end of the first record
+    if reader.header is None:
         raise DataFileError(f"{path} has no arch2infos dict of records; {_ORIGIN}")
-    source._infos = infos
-    source.present = sorted(i for i in infos if isinstance(i, int) and 0 <= i < len(source.meta_archs))
+    source.meta_archs = _meta_archs(reader.header, path)
     return source
 
 
@@ -158,48 +183,47 @@ def _record(index: int, arch: str, schedules: Any, origin: str) -> ArchRecord:
     return ArchRecord(index, arch, by_epochs, origin)
 
 
-def _load_bz2(path: Path, source: Source | None) -> Any:
-    """Unpickle one bz2 file; with ``source``, read it whole first and record its checksum there."""
+@contextlib.contextmanager
+def _errors(path: Path) -> Iterator[None]:
+    """Turn what a bad file raises while it is read into one :class:`DataFileError` line."""
     try:
-        if source is None:
-            with bz2.open(path, "rb") as handle:
-                return _unpickle(handle, path)
-        data = path.read_bytes()
-        source._sums[path.name] = hashlib.sha256(data).hexdigest()
-        source._bytes += len(data)
-        with bz2.BZ2File(io.BytesIO(data)) as handle:
-            return _unpickle(handle, path)
-    except (EOFError, OSError) as exc:  # bz2: "Compressed file ended before the end-of-stream marker", bad data
-        raise DataFileError(f"{path} is truncated or not bz2-compressed ({exc}); {_ORIGIN}") from exc
-
-
-def _load_pth(path: Path) -> Any:
-    """Unpickle a torch.save file without torch: the zip format's ``*/data.pkl``, or the legacy format's 4th pickle."""
-    try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                names = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
-                if len(names) != 1:
-                    raise DataFileError(f"{path} is a zip without one data.pkl, not a torch.save file; {_ORIGIN}")
-                with archive.open(names[0]) as handle:
-                    return _unpickle(handle, path)
-        with path.open("rb") as handle:
-            if _unpickle(handle, path) != _TORCH_MAGIC:
-                raise DataFileError(f"{path} is not a torch.save file (no torch magic number); {_ORIGIN}")
-            _unpickle(handle, path)  # protocol version
-            _unpickle(handle, path)  # sys info
-            return _unpickle(handle, path)
-    except (EOFError, OSError, zipfile.BadZipFile) as exc:
-        raise DataFileError(f"{path} is truncated or unreadable ({exc}); {_ORIGIN}") from exc
-
-
-def _unpickle(handle: IO[bytes], path: Path) -> Any:
-    """One restricted unpickle; a refused global or a malformed pickle is a :class:`DataFileError`."""
-    try:
-        return unpickle.load(handle)
+        yield
     except unpickle.RefusedGlobal as exc:
         raise DataFileError(
             f"{path}: {exc}; it is not an official results file (files carry data, never code)"
         ) from exc
+    except (EOFError, OSError, zipfile.BadZipFile, struct.error) as exc:  # bz2: "Compressed file ended before ..."
+        what = "not bz2-compressed" if path.name.endswith(".pbz2") else "unreadable"
+        raise DataFileError(f"{path} is truncated or {what} ({exc}); {_ORIGIN}") from exc
     except (pickle.UnpicklingError, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         raise DataFileError(f"{path} is not a readable pickle ({type(exc).__name__}: {exc}); {_ORIGIN}") from exc
+
+
+def _load_bz2(path: Path, source: Source) -> Any:
+    """Unpickle one bz2 file whole (a directory's meta or record) and record its checksum in ``source``."""
+    with _errors(path):
+        data = path.read_bytes()
+        source._sums[path.name] = hashlib.sha256(data).hexdigest()
+        source._bytes += len(data)
+        with bz2.BZ2File(io.BytesIO(data)) as handle:
+            return unpickle.load(handle)
+
+
+@contextlib.contextmanager
+def _open_pth(path: Path) -> Iterator[IO[bytes]]:
+    """A torch.save file's pickle of data, without torch: the zip format's ``*/data.pkl``, or the legacy format's
+    fourth pickle (after the magic number, the protocol version and the system info)."""
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+            if len(names) != 1:
+                raise DataFileError(f"{path} is a zip without one data.pkl, not a torch.save file; {_ORIGIN}")
+            with archive.open(names[0]) as handle:
+                yield handle
+        return
+    with path.open("rb") as handle:
+        if unpickle.load(handle) != _TORCH_MAGIC:
+            raise DataFileError(f"{path} is not a torch.save file (no torch magic number); {_ORIGIN}")
+        unpickle.load(handle)  # protocol version
+        unpickle.load(handle)  # sys info
+        yield handle
