@@ -45,9 +45,7 @@ def ndcg_cutoff(n: int) -> int:
     return max(1, round(NDCG_FRAC * n))
 
 
-def ndcg(
-    scores: Sequence[float] | np.ndarray, truth: Sequence[float] | np.ndarray, k: int | None = None
-) -> float:
+def ndcg(scores: Sequence[float] | np.ndarray, truth: Sequence[float] | np.ndarray, k: int | None = None) -> float:
     """Normalised discounted cumulative gain of the order of ``scores`` at cut-off ``k`` (all members when None).
 
     As VKDNW reports it (Tybl & Neumann, CVPR 2025, arXiv 2502.04975, the nDCG of its evaluation metrics):
@@ -91,8 +89,21 @@ def bootstrap_ci(
     same resamples and cuts the same quantiles (a test checks it), but keeps NaN resamples (tau of a constant
     resample, a vote answer missing from a closed table) in its quantiles and hands its statistic the resampled
     data, not the indices that the vote answers of :func:`harness.loop.rank_metrics` need."""
-    vals = np.array([stat(idx) for idx in rng.integers(n, size=(n_boot, n))], dtype=float)
-    vals = vals[np.isfinite(vals)]
+    return percentile_interval(bootstrap_values(stat, n, rng, n_boot=n_boot), level)
+
+
+def bootstrap_values(
+    stat: Callable[[np.ndarray], float], n: int, rng: np.random.Generator, *, n_boot: int = 1000
+) -> np.ndarray:
+    """``stat(indices)`` of each of the ``n_boot`` resamples of :func:`bootstrap_ci` (the same draws): two
+    statistics bootstrapped from generators in the same state see the same resamples, so the differences of their
+    values are a paired bootstrap (how the report pairs runs without recomputing each run's statistic)."""
+    return np.array([stat(idx) for idx in rng.integers(n, size=(n_boot, n))], dtype=float)
+
+
+def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The central ``level`` interval of the finite ``values`` (percentile bootstrap); NaN bounds when none is."""
+    vals = values[np.isfinite(values)]
     if len(vals) == 0:
         return (float("nan"), float("nan"))
     lo, hi = np.quantile(vals, [(1 - level) / 2, (1 + level) / 2])

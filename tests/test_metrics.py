@@ -89,7 +89,9 @@ def test_ndcg_by_hand():
     assert metrics.ndcg(scores, truth, k=2) == pytest.approx((1 + 3 * d) / (7 + 3 * d))
     assert metrics.ndcg(truth, truth) == 1.0 and metrics.ndcg(truth, truth, k=50) == 1.0  # k past the end: all
     # accuracy in percent: one point halves the gain (2^93 : 2^94 : 2^90 = 8 : 16 : 1), and nothing overflows
-    assert metrics.ndcg([2.0, 3.0, 1.0], [94.0, 93.0, 90.0]) == pytest.approx((8 + 16 * d + 1 / 2) / (16 + 8 * d + 1 / 2))
+    assert metrics.ndcg([2.0, 3.0, 1.0], [94.0, 93.0, 90.0]) == pytest.approx(
+        (8 + 16 * d + 1 / 2) / (16 + 8 * d + 1 / 2)
+    )
     assert metrics.ndcg([1.0, 1.0, 0.0], [90.0, 94.0, 93.0], k=1) == pytest.approx(2.0**-4)  # a tie: the first
     assert np.isnan(metrics.ndcg([1.0, 2.0], [0.0, 0.0]))  # no gain anywhere
 
