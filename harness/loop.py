@@ -287,19 +287,19 @@ def rank_metrics(
 
     * Kendall tau and Spearman rho against validation and test accuracy, for the sample as a whole;
     * what a search depends on, the top of the sample: precision of the predicted top 5% and 10%, top-1 regret
-      (the sample's best accuracy minus that of its best-scored member), and the **vote answer**: RMI-NAS's
-      per-decision vote of the best-scored 5% (at least 1, at most 50), which need not be in the sample, with its
-      validation and test accuracy: what RMI-NAS would answer from these scores, without a searcher.
+      (the sample's best accuracy minus that of its best-scored member), nDCG at :func:`metrics.ndcg_cutoff`
+      (VKDNW's top-heavy metric, ``ndcg_k`` members), and the **vote answer**
+      (:func:`metrics.rminas_vote_preview`, which need not be in the sample) with its validation and test accuracy:
+      what RMI-NAS would answer from these scores, without a searcher.
     """
     valid = np.array([benchmark.query(a).valid_acc for a in archs])
     test = np.array([benchmark.test_accuracy(a) for a in archs])
     ops = np.array([a.ops for a in archs], dtype=np.int64)
-    n_voters = max(1, min(50, round(0.05 * len(archs))))
+    k = metrics.ndcg_cutoff(len(archs))
     answers: dict[Arch, tuple[float, float]] = {}
 
     def vote_answer(i: np.ndarray) -> tuple[Arch, float, float]:
-        top = i[np.argsort(-scores[i], kind="stable")[:n_voters]]
-        arch = Arch(metrics.vote(ops[top], scores[top], benchmark.space.choices))
+        arch = Arch(metrics.rminas_vote_preview(ops[i], scores[i], benchmark.space.choices))
         if arch not in answers:
             answers[arch] = _lookup(benchmark, arch)  # NaN when a closed-set table lacks the voted architecture
         return (arch, *answers[arch])
@@ -315,12 +315,16 @@ def rank_metrics(
     stats = against("test", test) | against("valid", valid)
     stats["vote_answer_valid_acc"] = lambda i: vote_answer(i)[1]
     stats["vote_answer_test_acc"] = lambda i: vote_answer(i)[2]
+    # after the others, so that their intervals keep the resamples they had before nDCG was added
+    stats["ndcg_test"] = lambda i: metrics.ndcg(scores[i], test[i], k)
+    stats["ndcg_valid"] = lambda i: metrics.ndcg(scores[i], valid[i], k)
     everything = np.arange(len(archs))
     out: dict[str, Any] = {
         "spearman_rho_test": metrics.spearman_rho(scores, test),
         "spearman_rho_valid": metrics.spearman_rho(scores, valid),
         "vote_answer": benchmark.space.format(vote_answer(everything)[0]),
-        "vote_voters": n_voters,
+        "vote_voters": metrics.rminas_voters(len(archs)),
+        "ndcg_k": k,
         "sample_best_valid_acc": float(valid.max()),
         "sample_best_test_acc": float(test.max()),
     }

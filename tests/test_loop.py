@@ -111,13 +111,19 @@ def test_rank_reports_the_top_of_the_sample_with_intervals(toy):
     s = loop.rank(toy, TableEstimator(), archs, toy_context(toy), ci_rng=np.random.default_rng(0)).summary
     # the table estimator is the validation accuracy: the top of the sample by validation is found exactly
     assert s["top5_precision_valid"] == s["top10_precision_valid"] == 1.0 and s["top1_regret_valid"] == 0.0
+    assert s["ndcg_valid"] == 1.0 and s["ndcg_k"] == 3  # VKDNW's 1,000 of 15,625, as a share of 40
+    picked = [toy.test_accuracy(a) for a in sorted(archs, key=lambda a: -toy.query(a).valid_acc)[:3]]
+    ideal = sorted((toy.test_accuracy(a) for a in archs), reverse=True)[:3]
+    discount = 1 / np.log2([2, 3, 4])
+    dcg = sum((2**t - 1) * d for t, d in zip(picked, discount, strict=True))
+    assert s["ndcg_test"] == pytest.approx(dcg / sum((2**t - 1) * d for t, d in zip(ideal, discount, strict=True)))
     top = max(archs, key=lambda a: toy.query(a).valid_acc)
     assert s["top1_regret_test"] == pytest.approx(s["sample_best_test_acc"] - toy.test_accuracy(top))
     assert s["vote_voters"] == 2  # 5% of 40
     voted = toy.space.parse(s["vote_answer"])
     assert s["vote_answer_valid_acc"] == toy.query(voted).valid_acc
     assert s["vote_answer_test_acc"] == toy.test_accuracy(voted)
-    for name in ("kendall_tau_test", "top5_precision_test", "top1_regret_test", "vote_answer_test_acc"):
+    for name in ("kendall_tau_test", "top5_precision_test", "top1_regret_test", "vote_answer_test_acc", "ndcg_test"):
         lo, hi = s[f"{name}_ci95"]
         assert lo <= hi and np.isfinite([lo, hi]).all(), name
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -250,3 +251,113 @@ def test_report_of_benchmarks_without_costs_draws_against_evaluations(free_resul
         assert ax.get_xscale() == "symlog" and "0: no recorded training time" in ax.get_xlabel()
         [point] = [c.lines[0] for c in ax.containers]
         assert point.get_xdata()[0] == 0.0 and ax.get_xlim()[0] < 0 < ax.get_xlim()[1]
+
+
+def _fake_run(source: Path, folder: Path, estimator: str, scores: dict[str, float], failed: str = "") -> None:
+    """A copy of the rank run in ``source`` as if ``estimator`` had scored its architectures ``scores`` (``failed``:
+    one recorded as a failure), its records in reverse order (pairing must go by architecture, not by row)."""
+    import pandas as pd
+
+    shutil.copytree(source, folder)
+    summary = json.loads((folder / storage.SUMMARY).read_text())
+    summary["estimator"] = estimator
+    summary["config"]["estimator"] = {"name": estimator}
+    (folder / storage.SUMMARY).write_text(json.dumps(summary))
+    records = pd.read_csv(folder / storage.RECORDS, keep_default_na=False, na_values=["nan"])
+    records["score"] = [scores[a] for a in records["arch"]]
+    records.loc[records["arch"] == failed, ["score", "status"]] = [float("nan"), "failed"]
+    records.iloc[::-1].to_csv(folder / storage.RECORDS, index=False, na_rep="nan")
+
+
+@pytest.fixture(scope="module")
+def paired_results(nb201_csv, tmp_path_factory) -> Path:
+    """Real rank runs of one 40-architecture NB201 sample (params, flops, train12, full_train) and one of another
+    sample (flops, 30 architectures), plus hand-made runs of the same sample named rmi (scores: the test accuracy
+    itself, one architecture failed) and rmi_ce (a monotone transform of rmi's: the same order)."""
+    tmp = tmp_path_factory.mktemp("paired")
+    results = tmp / "results"
+    for overrides in (["estimator=params"], ["estimator=flops"], ["estimator=train12"], ["estimator=full_train"]):
+        cfg = compose_cfg(["task=rank", "n_archs=40", *overrides], tmp)
+        run_job(cfg, results / overrides[0] / "seed=0")
+    run_job(compose_cfg(["task=rank", "n_archs=30", "estimator=flops"], tmp), results / "other_sample" / "seed=0")
+    truth = storage.read_records(results / "estimator=full_train" / "seed=0").set_index("arch")["test_acc"]
+    rmi = {a: float(t) for a, t in truth.items()}
+    _fake_run(results / "estimator=train12" / "seed=0", results / "rmi" / "seed=0", "rmi", rmi, truth.index[0])
+    ce = {a: -1000.0 / t for a, t in rmi.items()}
+    _fake_run(results / "estimator=train12" / "seed=0", results / "rmi_ce" / "seed=0", "rmi_ce", ce)
+    return results
+
+
+@pytest.fixture(scope="module")
+def paired_report(paired_results, tmp_path_factory) -> Path:
+    """The report of :func:`paired_results` (its folder); no problems."""
+    out = tmp_path_factory.mktemp("paired_report")
+    written, problems, _ = report.write_report(paired_results, out)
+    assert not problems and out / "paired.md" in written and out / "paired.csv" in written
+    return out
+
+
+def test_paired_section_compares_each_estimator_with_rmi_flops_and_the_control(paired_results, paired_report):
+    import pandas as pd
+
+    from harness import metrics, seeding
+
+    paired = pd.read_csv(paired_report / "paired.csv")
+    for column in ("tau_diff_ci95", "ndcg_diff_ci95"):
+        paired[column] = paired[column].map(json.loads)
+    pairs = zip(paired["comparison"], paired["a"], paired["b"], strict=True)
+    base = [(c, a.split(" [")[0], b.split(" [")[0]) for c, a, b in pairs]
+    assert sorted(base) == sorted(
+        [("vs rmi", e, "rmi") for e in ("params", "flops", "train12", "full_train")]
+        + [("vs flops", e, "flops") for e in ("params", "train12", "full_train", "rmi_ce")]
+        + [("teacher's effect", "rmi", "rmi_ce")]
+    )  # the 30-architecture flops run is another sample: in no pair; rmi_ce is compared with rmi once, as control
+    assert set(paired["n"]) == {39, 40}  # rmi's failure is left out of its pairs
+    assert (paired.loc[paired["b"] == "rmi [n_archs=40]", "n"] == 39).all()
+
+    # the numbers are those of the records, paired by architecture (rmi's rows are stored in reverse order)
+    runs, _ = storage.load_runs(paired_results)
+    folders = {s["estimator"]: f for f, s in runs if s["n_archs"] == 40}
+    row = paired[(paired["a"] == "params [n_archs=40]") & (paired["b"] == "rmi [n_archs=40]")].iloc[0]
+    a = storage.read_records(folders["params"]).set_index("arch")
+    b = storage.read_records(folders["rmi"]).set_index("arch")
+    both = sorted(set(a.index) & set(b.index[b["status"] == "ok"]))  # in the order of their names
+    y = a.loc[both, "test_acc"].to_numpy()
+    assert row["tau_b"] == pytest.approx(1.0)  # rmi's scores are the test accuracy
+    assert row["tau_a"] == pytest.approx(metrics.kendall_tau(a.loc[both, "score"], y))
+    assert row["tau_diff"] == pytest.approx(row["tau_a"] - 1.0) and row["ndcg_k"] == 2  # 6.4 % of 39
+    ci = metrics.tau_diff_ci(a.loc[both, "score"].to_numpy(), y, y, seeding.rng(0, "paired bootstrap"))
+    assert row["tau_diff_ci95"] == pytest.approx(list(ci)) and ci[1] < 0  # rmi is told apart: above
+    assert row["ndcg_diff"] == pytest.approx(metrics.ndcg(a.loc[both, "score"], y, 2) - 1.0)
+
+    # the same order: no difference, and an interval of exactly 0
+    control = paired[paired["comparison"] == "teacher's effect"].iloc[0]
+    assert control["tau_diff"] == 0.0 and control["tau_diff_ci95"] == [0.0, 0.0]
+    assert control["ndcg_diff"] == 0.0 and control["ndcg_diff_ci95"] == [0.0, 0.0] and control["n"] == 39
+
+    table = (paired_report / "paired.md").read_text().splitlines()
+    line = next(ln for ln in table if "| teacher's effect | rmi [n_archs=40] | rmi_ce [n_archs=40] |" in ln)
+    assert line.endswith("| 39 | 1.000 | 1.000 | +0.000 [+0.000, +0.000] | +0.000 [+0.000, +0.000] |")
+    line = next(ln for ln in table if "| vs rmi | params [n_archs=40] | rmi [n_archs=40] |" in ln)
+    assert f"| {row['tau_diff']:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}] |" in line
+
+
+def test_rank_table_shows_ndcg_and_the_median_cost_per_architecture(paired_results, paired_report):
+    lines = (paired_report / "rank.md").read_text().splitlines()
+    header = [h.strip() for h in lines[0].strip("|").split("|")]
+    assert header[5:] == [
+        "tau (test)",
+        "nDCG (test)",
+        "precision@5% (test)",
+        "top-1 regret (test)",
+        "vote answer: test acc.",
+        "s per arch (median)",
+        "cost (s)",
+        "unit",
+    ]
+    runs, _ = storage.load_runs(paired_results)
+    s = next(s for _, s in runs if s["estimator"] == "params" and s["n_archs"] == 40)
+    cells = [c.strip() for c in next(ln for ln in lines if "| params [n_archs=40] |" in ln).strip("|").split("|")]
+    lo, hi = s["ndcg_test_ci95"]
+    assert cells[6] == f"{s['ndcg_test']:.3f} [{lo:.3f}, {hi:.3f}]"
+    assert cells[10] == f"{s['median_cost_per_arch_s']:.3g}" and s["median_cost_per_arch_s"] > 0
