@@ -4,7 +4,7 @@ initialised network from a few batches, or from none.
 Each estimator that derives from :class:`TrainingFree` lives in its own module, so that the score cache keys its
 scores by exactly its code (this module and the network builders included). What decides a method's numbers is a
 parameter of its YAML file, which cites the paper and the official code for each setting: the batch size, the
-number of batches, the input (CIFAR-10 images or Gaussian noise) and the BatchNorm mode.
+number of batches, the input (CIFAR-10 images or Gaussian noise), the BatchNorm mode and the initialisation.
 
 Like :mod:`estimators.zero_cost`, which predates this base and keeps its own (its scores are keyed by its code):
 the batches are drawn once in ``fit`` with the estimator's own generator, and each network is initialised from
@@ -29,8 +29,31 @@ from harness.types import Arch, Estimate
 INPUTS = ("data", "gaussian")
 #: the BatchNorm mode a network is scored in: ``train`` (batch statistics, PyTorch's default for a fresh network)
 BN_MODES = ("train", "eval")
+#: how a network's weights are drawn before it is scored: ``default`` (PyTorch's, as built), ``kaiming_normal``
+#: (He normal, fan-in, ReLU gain) or ``gaussian`` (standard normal); see :func:`initialise`
+INITS = ("default", "kaiming_normal", "gaussian")
 
 Batch = tuple[Tensor, Tensor]
+
+
+def initialise(net: nn.Module, init: str) -> None:
+    """Re-draw ``net``'s weights from torch's global RNG as :data:`INITS` ``init`` names (``default`` leaves them):
+    the weight of every Conv2d and Linear layer from He's normal (``kaiming_normal``) or the standard normal
+    (``gaussian``), their biases 0, and the affine weight and bias of every BatchNorm and GroupNorm 1 and 0."""
+    if init == "default":
+        return
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.Conv2d | nn.Linear):
+                if init == "kaiming_normal":
+                    nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+                else:
+                    nn.init.normal_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.modules.batchnorm._BatchNorm | nn.GroupNorm) and m.weight is not None:
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
 
 
 class TrainingFree(Estimator):
@@ -43,15 +66,19 @@ class TrainingFree(Estimator):
         inputs: ``data`` (CIFAR-10 training images, normalised, with their labels) or ``gaussian`` (standard
             normal images of the same shape, with the labels of the images they replace).
         bn: ``train`` or ``eval``: the network's mode while it is scored.
+        init: one of :data:`INITS`: how the network's weights are drawn (:func:`initialise`).
     """
 
     tags = EstimatorTags(live=True, deterministic=True)
 
-    def __init__(self, batch_size: int = 64, n_batches: int = 1, inputs: str = "data", bn: str = "train") -> None:
+    def __init__(
+        self, batch_size: int = 64, n_batches: int = 1, inputs: str = "data", bn: str = "train", init: str = "default"
+    ) -> None:
         self.batch_size = batch_size
         self.n_batches = n_batches
         self.inputs = inputs
         self.bn = bn
+        self.init = init
 
     @abc.abstractmethod
     def score(self, net: nn.Module, batches: list[Batch]) -> float:
@@ -66,6 +93,8 @@ class TrainingFree(Estimator):
             raise ConfigError(f"{name} inputs must be one of {', '.join(INPUTS)}, got {self.inputs!r}")
         if self.bn not in BN_MODES:
             raise ConfigError(f"{name} bn must be one of {', '.join(BN_MODES)}, got {self.bn!r}")
+        if self.init not in INITS:
+            raise ConfigError(f"{name} init must be one of {', '.join(INITS)}, got {self.init!r}")
         check_positive(f"{name} batch_size", self.batch_size)
         check_positive(f"{name} n_batches", self.n_batches)
         if context.dataset != "cifar10":
@@ -94,6 +123,7 @@ class TrainingFree(Estimator):
         elapsed = stopwatch(ctx.device)
         seeding.seed_torch(seeding.rng(ctx.seed, "init:" + ctx.space.format(arch)))
         net = build_network(ctx.space.name, arch.ops, dataset=ctx.dataset).to(ctx.device)
+        initialise(net, self.init)
         net.train(self.bn == "train")
         with torch.enable_grad():
             value = self.score(net, self._batches)

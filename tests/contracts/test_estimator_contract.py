@@ -29,6 +29,8 @@ TEST_SIZE = {
     "rmi": {"steps": 2, "batch_size": 8, "pool_factor": 2},
     "oneshot": {"train_images": 128, "valid_images": 32, "epochs": 1, "batch_size": 32, "bn_batches": 1},
     "zero_cost": {"batch_size": 16},
+    "swap": {"repeats": 2},
+    "vkdnw": {"batch_size": 8, "max_tensors": 32},
 }
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
