@@ -209,7 +209,7 @@ class AZNAS(TrainingFree):
     def __init__(
         self,
         proxy: str = "az_nas",
-        pool: int = 1000,
+        pool: int = 300,
         init: str = "kaiming_normal_fan_in",
         batch_size: int = 64,
         inputs: str = "gaussian",
