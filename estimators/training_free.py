@@ -116,18 +116,25 @@ class TrainingFree(Estimator):
         self.context = context
         return elapsed()
 
-    def estimate(self, arch: Arch) -> Estimate:
+    def network(self, arch: Arch) -> nn.Module:
+        """The freshly initialised network of ``arch`` on ``context.device``, in the mode :attr:`bn` names. Torch's
+        global generator is seeded from (estimator seed, architecture) first, so what the network and ``score``
+        draw from it depends on nothing else."""
         from harness.networks import build_network
 
         ctx = self.context
-        elapsed = stopwatch(ctx.device)
         seeding.seed_torch(seeding.rng(ctx.seed, "init:" + ctx.space.format(arch)))
-        net = build_network(ctx.space.name, arch.ops, dataset=ctx.dataset).to(ctx.device)
+        net: nn.Module = build_network(ctx.space.name, arch.ops, dataset=ctx.dataset).to(ctx.device)
         initialise(net, self.init)
         net.train(self.bn == "train")
+        return net
+
+    def estimate(self, arch: Arch) -> Estimate:
+        elapsed = stopwatch(self.context.device)
+        net = self.network(arch)
         with torch.enable_grad():
             value = self.score(net, self._batches)
-        return Estimate(value, cost_s=elapsed(), device=ctx.device)
+        return Estimate(value, cost_s=elapsed(), device=self.context.device)
 
     def data_files(self, data_dir: Path) -> list[Path]:
         from harness.cifar10 import jpeg_archive_path

@@ -31,6 +31,7 @@ TEST_SIZE = {
     "zero_cost": {"batch_size": 16},
     "swap": {"repeats": 2},
     "vkdnw": {"batch_size": 8, "max_tensors": 32},
+    "az_nas": {"batch_size": 16, "pool": 8},
 }
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
