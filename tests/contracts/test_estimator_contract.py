@@ -30,6 +30,7 @@ TEST_SIZE = {
     "rmi": {"steps": 2, "batch_size": 8, "pool_factor": 2},
     "oneshot": {"train_images": 128, "valid_images": 32, "epochs": 1, "batch_size": 32, "bn_batches": 1},
     "zero_cost": {"batch_size": 16},
+    "zico": {"batch_size": 16},
 }
 #: estimators whose direction is checked on :data:`PAIR`, not on a sample, with their settings for it, and why
 BY_PAIR = {
