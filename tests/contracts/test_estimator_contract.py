@@ -32,6 +32,7 @@ TEST_SIZE = {
     "swap": {"repeats": 2},
     "vkdnw": {"batch_size": 8, "max_tensors": 32},
     "az_nas": {"batch_size": 16, "pool": 8},
+    "zico": {"batch_size": 16},
 }
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
