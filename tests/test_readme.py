@@ -39,7 +39,7 @@ MAX_JOBS = 3
 #: estimators that look up a table: they cost nothing to run
 TABLES = {"train12", "full_train"}
 #: estimators that compute for minutes (supernet training, RMI's proxy training): only composed
-SLOW = {"oneshot", "oneshot_gpu", "rmi", "rmi_fast", "rmi_paper"}
+SLOW = {"oneshot", "oneshot_gpu", "rmi", "rmi_fast", "rmi_paper", "rmi_ce", "rmi_paper_ce", "swap", "az_nas"}
 #: what a short real run appends: a few architectures, a few evaluations, a few seeds
 SHORT_RANK = ["n_archs=3"]
 SHORT_SEARCH = ["budget.max_evals=3", "budget.max_cost_s=null"]
