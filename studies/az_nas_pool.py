@@ -10,8 +10,10 @@ stopped). Its rows are exactly what ``estimator=az_nas`` computes for the same a
 
 ``report`` prints Kendall tau and Spearman rho against test accuracy, each with a 95% bootstrap interval: of every
 component alone; of the aggregate ranked within the sample itself (the paper's protocol: m = the sample's size);
-and of the estimator's score (ranks among the first k pool architectures plus itself, m = k + 1) for each pool
-size k, which is what ``task=rank estimator=az_nas estimator.pool=k`` reports.
+of the estimator's score (ranks among the first k pool architectures plus itself, m = k + 1) for each pool size k,
+which is what ``task=rank estimator=az_nas estimator.pool=k`` reports; and of the pool's architectures ranked
+within the pool against their own test accuracy: uniform draws from all cells, isomorphic copies kept, the
+population of the paper's protocol (all 15,625 cells), where the rank sample has no two isomorphic cells.
 """
 
 from __future__ import annotations
@@ -64,11 +66,11 @@ def report(path: Path, pools: list[int]) -> None:
     values = sample[list(COMPONENTS)].to_numpy()
     rng = np.random.default_rng(0)
 
-    def line(label: str, scores: np.ndarray) -> None:
-        tau = metrics.kendall_tau(scores, test)
-        lo, hi = metrics.tau_ci(scores, test, rng)
-        rho = metrics.spearman_rho(scores, test)
-        rlo, rhi = metrics.bootstrap_ci(lambda i: metrics.spearman_rho(scores[i], test[i]), len(test), rng)
+    def line(label: str, scores: np.ndarray, truth: np.ndarray = test) -> None:
+        tau = metrics.kendall_tau(scores, truth)
+        lo, hi = metrics.tau_ci(scores, truth, rng)
+        rho = metrics.spearman_rho(scores, truth)
+        rlo, rhi = metrics.bootstrap_ci(lambda i: metrics.spearman_rho(scores[i], truth[i]), len(truth), rng)
         print(f"{label:34s} tau {tau:.3f} [{lo:.3f}, {hi:.3f}]  rho {rho:.3f} [{rlo:.3f}, {rhi:.3f}]")
 
     print(
@@ -81,6 +83,11 @@ def report(path: Path, pools: list[int]) -> None:
     for k in pools:
         if k <= len(pool):
             line(f"pool {k}", np.array([aggregate(v, pool[:k]) for v in values]))
+    # the paper's population: uniform draws from all cells, isomorphic copies kept (the sample has none)
+    pool_rows = rows[rows.role == "pool"].sort_values("index")
+    pool_test = np.array([bench.test_accuracy(bench.space.parse(a)) for a in pool_rows.arch])
+    within = np.array([aggregate(v, np.delete(pool, j, 0)) for j, v in enumerate(pool)])
+    line("pool ranked within itself", within, pool_test)
 
 
 def main(argv: list[str] | None = None) -> int:
