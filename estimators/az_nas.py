@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from estimators.training_free import Batch, TrainingFree
+from estimators.training_free import Batch, TrainingFree, hooked
 from estimators.zero_cost import flops
 from harness import seeding
 from harness.budget import stopwatch
@@ -106,12 +106,8 @@ def block_features(net: nn.Module, x: Tensor) -> list[Tensor]:
 
         return hook
 
-    handles = [block.register_forward_hook(keep(i)) for i, block in enumerate(blocks)]
-    try:
+    with hooked([block.register_forward_hook(keep(i)) for i, block in enumerate(blocks)]):
         net(x)
-    finally:
-        for h in handles:
-            h.remove()
     return [outputs[i] for i in range(len(blocks))]
 
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from estimators.training_free import Batch, TrainingFree
+from estimators.training_free import Batch, TrainingFree, hooked
 from harness import seeding
 from harness.budget import stopwatch
 from harness.errors import ConfigError
@@ -91,12 +91,7 @@ class MeCo(TrainingFree):
                 first = out[0].detach()
                 total += min_eig_correlation(first.reshape(first.shape[0], -1))
 
-        hooked = [m for m in net.modules() if self.modules == "all" or isinstance(m, nn.Conv2d)]
-        handles = [m.register_forward_hook(add) for m in hooked]
-        try:
-            with torch.no_grad():
-                net(batches[0][0])
-        finally:
-            for h in handles:
-                h.remove()
+        targets = [m for m in net.modules() if self.modules == "all" or isinstance(m, nn.Conv2d)]
+        with hooked([m.register_forward_hook(add) for m in targets]), torch.no_grad():
+            net(batches[0][0])
         return total

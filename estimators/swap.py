@@ -23,7 +23,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from estimators.training_free import Batch, TrainingFree, initialise
+from estimators.training_free import Batch, TrainingFree, hooked, initialise
 from harness.errors import ConfigError
 from harness.interfaces import EstimatorContext, check_count, check_positive
 from harness.networks import n_params
@@ -53,13 +53,8 @@ def activation_patterns(net: nn.Module, x: Tensor) -> Tensor:
         if inp[0].dim() == 4:
             codes.append(pattern_codes((out > 0).flatten(1)))
 
-    handles = [m.register_forward_hook(keep) for m in net.modules() if isinstance(m, nn.ReLU)]
-    try:
-        with torch.no_grad():
-            net(x)
-    finally:
-        for h in handles:
-            h.remove()
+    with hooked([m.register_forward_hook(keep) for m in net.modules() if isinstance(m, nn.ReLU)]), torch.no_grad():
+        net(x)
     words = -(-x.shape[0] // _BITS)
     return torch.cat(codes) if codes else torch.zeros((0, words), dtype=torch.long, device=x.device)
 

@@ -14,6 +14,8 @@ the batches are drawn once in ``fit`` with the estimator's own generator, and ea
 from __future__ import annotations
 
 import abc
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -34,6 +36,17 @@ BN_MODES = ("train", "eval")
 INITS = ("default", "kaiming_normal", "gaussian")
 
 Batch = tuple[Tensor, Tensor]
+
+
+@contextlib.contextmanager
+def hooked(handles: list[torch.utils.hooks.RemovableHandle]) -> Iterator[None]:
+    """Keep the hooks of ``handles`` (``register_forward_hook`` and the like) for the block, and remove them when
+    it ends, however it ends."""
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def initialise(net: nn.Module, init: str) -> None:

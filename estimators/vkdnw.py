@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, jvp
 
-from estimators.training_free import Batch, TrainingFree
+from estimators.training_free import Batch, TrainingFree, hooked
 from harness.errors import ConfigError
 from harness.interfaces import EstimatorContext, check_count
 
@@ -53,13 +53,8 @@ def forward_order(net: nn.Module, x: Tensor) -> list[str]:
         called.setdefault(id(module), module)
 
     owners = [m for m in net.modules() if any(True for _ in m.parameters(recurse=False))]
-    handles = [m.register_forward_pre_hook(note) for m in owners]
-    try:
-        with torch.no_grad():
-            net(x)
-    finally:
-        for h in handles:
-            h.remove()
+    with hooked([m.register_forward_pre_hook(note) for m in owners]), torch.no_grad():
+        net(x)
     prefix = {id(m): name for name, m in net.named_modules()}
     modules = list(called.values()) + [m for m in owners if id(m) not in called]
     return [
@@ -132,20 +127,16 @@ def per_image_jacobian(net: nn.Module, x: Tensor, chosen: Chosen) -> Tensor:
 
     names = {id(modules[owner]): owner for owner in shifts}
     handles = [modules[owner].register_forward_hook(shifted) for owner in shifts]
-    try:
-        with torch.enable_grad(), warnings.catch_warnings():
-            # torch's forward mode scripts its decompositions at first use, which warns that scripting is deprecated
-            warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", DeprecationWarning)
-            logits = net(x)
-            rows = []
-            for c in range(logits.shape[1]):
-                grads = torch.autograd.grad(logits[:, c].sum(), columns, retain_graph=True, allow_unused=True)
-                rows.append(
-                    torch.cat([torch.zeros_like(s) if g is None else g for s, g in zip(columns, grads, strict=True)], 1)
-                )
-    finally:
-        for h in handles:
-            h.remove()
+    with hooked(handles), torch.enable_grad(), warnings.catch_warnings():
+        # torch's forward mode scripts its decompositions at first use, which warns that scripting is deprecated
+        warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", DeprecationWarning)
+        logits = net(x)
+        rows = []
+        for c in range(logits.shape[1]):
+            grads = torch.autograd.grad(logits[:, c].sum(), columns, retain_graph=True, allow_unused=True)
+            rows.append(
+                torch.cat([torch.zeros_like(s) if g is None else g for s, g in zip(columns, grads, strict=True)], 1)
+            )
     return torch.stack(rows, dim=1)
 
 
