@@ -6,6 +6,7 @@ import math
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from harness.benchmarks.view import ValidationView
 from harness.config import CONF, compose
 from harness.errors import OutOfDomainError
 from harness.interfaces import EstimatorContext, Searcher
+from harness.seeding import rng
 from harness.spaces.toy import ToySpace
 from harness.types import Arch, Observation
 
@@ -99,6 +101,39 @@ def toy_context(bench: ToyBenchmark, seed: int = 0) -> EstimatorContext:
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return paths.data_dir()
+
+
+@pytest.fixture(scope="module")
+def cifar10_images(data_dir: Path) -> Path:
+    """The CIFAR-10 JPEG archive live estimators draw their batches from (a test that needs it is skipped without)."""
+    path = data_dir / "cifar10" / "CIFAR-10-images-jpg.tar.gz"
+    if not path.is_file():
+        pytest.skip(f"CIFAR-10 images not found at {path} (set HARNESS_DATA_DIR)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One torch thread: small batches run as fast, and one thread cannot be slowed down by a busy shared CPU
+    (oversubscribed OpenMP threads wait for each other at every operation)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _no_table(arch: Arch, *, fidelity: str | None = None) -> Observation:
+    raise AssertionError("an estimator that scores networks must not look at the benchmark table")
+
+
+def tableless_context(space: Any = None, *, seed: int = 0, dataset: str = "cifar10") -> EstimatorContext:
+    """The context of a live estimator on ``space`` (default NB201) whose table look-up fails the test if called."""
+    from harness.spaces.nb201 import NB201Space
+
+    space = space or NB201Space()
+    return EstimatorContext(space, space.name, dataset, _no_table, rng(seed, "estimator"), seed=seed)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import ast
 import random
 import time
-from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -22,16 +21,9 @@ from harness.spaces.darts import OPS, PAIRS, DartsSpace, cell_edges, format_geno
 from harness.types import Arch
 from searchers.rminas import RMINAS
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SPACE = DartsSpace()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One torch thread: small batches run as fast, and a busy shared CPU cannot slow it down (see test_zero_cost)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 #: DARTS' published DARTS_V2 cell (GitHub quark0/darts @f276dd3, cnn/genotypes.py), concat written as range(2, 6)

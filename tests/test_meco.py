@@ -11,11 +11,9 @@ import torch
 from torch import nn
 
 from estimators.meco import MeCo, min_eig_correlation
-from harness import paths, seeding
 from harness.errors import ConfigError
-from harness.interfaces import EstimatorContext
 from harness.spaces.nb201 import NB201Space
-from harness.types import Arch, Observation
+from tests.conftest import tableless_context
 
 NB201 = NB201Space()
 ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
@@ -77,24 +75,13 @@ def test_bad_settings_are_refused(settings, message):
         MeCo(**settings).fit(None)  # type: ignore[arg-type]  # refused before the context is read
 
 
-def _no_table(arch: Arch, *, fidelity: str | None = None) -> Observation:
-    raise AssertionError("MeCo must not look at the benchmark table")
-
-
-@pytest.fixture(scope="module")
-def cifar10() -> None:
-    archive = paths.data_dir() / "cifar10" / "CIFAR-10-images-jpg.tar.gz"
-    if not archive.is_file():
-        pytest.skip(f"CIFAR-10 images not found at {archive}")
-
-
 def fitted(**settings: object) -> MeCo:
     est = MeCo(**settings)  # type: ignore[arg-type]
-    est.fit(EstimatorContext(NB201, "nb201", "cifar10", _no_table, seeding.rng(0, "estimator")))
+    est.fit(tableless_context())
     return est
 
 
-@pytest.mark.usefixtures("cifar10")
+@pytest.mark.usefixtures("cifar10_images")
 def test_inputs_paper_and_public_settings():
     """Default: one CIFAR-10 image at 32x32; inputs=gaussian resolution=64 (the public measure): one standard normal
     image at 64x64; a resized image keeps its content's range."""
@@ -107,7 +94,7 @@ def test_inputs_paper_and_public_settings():
     assert float(big.min()) >= float(x.min()) - 1e-5 and float(big.max()) <= float(x.max()) + 1e-5
 
 
-@pytest.mark.usefixtures("cifar10")
+@pytest.mark.usefixtures("cifar10_images")
 def test_on_nb201_networks():
     """Real NB201 networks: the zero cell still scores (its stem's modules add), less than a cell with
     convolutions; scores repeat on a second fit."""

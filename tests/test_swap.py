@@ -4,7 +4,6 @@ nearly reach at the official batch of 16), SWAP-reg's factor, and the estimator 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -12,24 +11,17 @@ from torch import nn
 
 from estimators.swap import SWAP, activation_patterns, count_distinct, pattern_codes, size_factor, swap_score
 from estimators.training_free import initialise
-from harness import paths, seeding
+from harness import seeding
 from harness.errors import ConfigError
-from harness.interfaces import EstimatorContext
 from harness.networks import build_network
 from harness.spaces.nb201 import NB201Space
-from harness.types import Arch, Observation
+from harness.types import Arch
+from tests.conftest import tableless_context as context
 
 NB201 = NB201Space()
+pytestmark = pytest.mark.usefixtures("one_thread")
 BIGGEST = Arch((3,) * 6)  # every edge nor_conv_3x3
 ALL_NONE = Arch((0,) * 6)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def images(*rows: list[float]) -> torch.Tensor:
@@ -113,22 +105,7 @@ def test_size_factor_by_hand():
     assert size_factor(net, 3.0, 2.0) == pytest.approx(math.exp(-2.0))
 
 
-def _no_table(arch: Arch, *, fidelity: str | None = None) -> Observation:
-    raise AssertionError("SWAP must not look at the benchmark table")
-
-
-def context(seed: int = 0) -> EstimatorContext:
-    return EstimatorContext(NB201, "nb201", "cifar10", _no_table, seeding.rng(seed, "estimator"), seed=seed)
-
-
-@pytest.fixture(scope="module")
-def cifar10() -> None:
-    archive = paths.data_dir() / "cifar10" / "CIFAR-10-images-jpg.tar.gz"
-    if not archive.is_file():
-        pytest.skip(f"CIFAR-10 images not found at {archive} (set HARNESS_DATA_DIR)")
-
-
-def test_estimate_is_the_mean_over_repeats_times_the_size_factor(cifar10):
+def test_estimate_is_the_mean_over_repeats_times_the_size_factor(cifar10_images):
     """The estimator's score, rebuilt by hand: the network of (seed, architecture), re-drawn before the second
     repeat, on the batch drawn at fit; SWAP-reg multiplies the mean by the factor."""
     arch = NB201.parse("|skip_connect~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|avg_pool_3x3~1|skip_connect~2|")
@@ -157,6 +134,6 @@ def test_estimate_is_the_mean_over_repeats_times_the_size_factor(cifar10):
         ({"init": "xavier"}, "init must be one of"),
     ],
 )
-def test_bad_settings_are_config_errors(settings, message, cifar10):
+def test_bad_settings_are_config_errors(settings, message, cifar10_images):
     with pytest.raises(ConfigError, match=message):
         SWAP(**settings).fit(context())

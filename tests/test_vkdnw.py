@@ -5,7 +5,6 @@ cell), and the estimator's aleph-first order on real NB201 networks."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -21,22 +20,14 @@ from estimators.vkdnw import (
     n_tensors,
     per_image_jacobian,
 )
-from harness import paths, seeding
+from harness import seeding
 from harness.errors import ConfigError
-from harness.interfaces import EstimatorContext
 from harness.networks import build_network
 from harness.spaces.nb201 import NB201Space
-from harness.types import Arch, Observation
+from tests.conftest import tableless_context as context
 
 NB201 = NB201Space()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def entropy_of(values: list[float]) -> float:
@@ -139,22 +130,7 @@ def test_the_official_128_tensors_on_every_nb201_cell(convs):
     assert set(forward_order(net, torch.zeros(1, 3, 32, 32))[:128]) == set(official[:128])
 
 
-def _no_table(arch: Arch, *, fidelity: str | None = None) -> Observation:
-    raise AssertionError("VKDNW must not look at the benchmark table")
-
-
-def context(seed: int = 0) -> EstimatorContext:
-    return EstimatorContext(NB201, "nb201", "cifar10", _no_table, seeding.rng(seed, "estimator"), seed=seed)
-
-
-@pytest.fixture(scope="module")
-def cifar10() -> None:
-    archive = paths.data_dir() / "cifar10" / "CIFAR-10-images-jpg.tar.gz"
-    if not archive.is_file():
-        pytest.skip(f"CIFAR-10 images not found at {archive} (set HARNESS_DATA_DIR)")
-
-
-def test_the_score_orders_by_aleph_then_entropy(cifar10):
+def test_the_score_orders_by_aleph_then_entropy(cifar10_images):
     """Score = aleph + entropy / (2 ln 9): its integer part is aleph (21 + 45 per convolution in the cell), its
     fraction the entropy, which ``layers_first=false`` returns alone; Gaussian inputs, as the official code."""
     one_conv = NB201.parse("|nor_conv_1x1~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|skip_connect~1|skip_connect~2|")
@@ -179,6 +155,6 @@ def test_the_score_orders_by_aleph_then_entropy(cifar10):
         ({"inputs": "noise"}, "inputs must be one of"),
     ],
 )
-def test_bad_settings_are_config_errors(settings, message, cifar10):
+def test_bad_settings_are_config_errors(settings, message, cifar10_images):
     with pytest.raises(ConfigError, match=message):
         VKDNW(**settings).fit(context())

@@ -4,7 +4,6 @@ on real NB201 and NAS-Bench-Macro networks with real CIFAR-10 images (small batc
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -14,13 +13,12 @@ from torch import nn
 
 from estimators import zero_cost as zc
 from estimators.zero_cost import PROXIES, ZeroCost
-from harness import paths, seeding
 from harness.errors import ConfigError
-from harness.interfaces import EstimatorContext
 from harness.networks import build_network
 from harness.spaces.nb201 import NB201Space
 from harness.spaces.nbmacro import MacroSpace
-from harness.types import FAILED, OK, Arch, Observation
+from harness.types import FAILED, OK, Arch
+from tests.conftest import tableless_context
 
 NB201 = NB201Space()
 MACRO = MacroSpace()
@@ -34,34 +32,12 @@ NO_CONV = "|avg_pool_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|skip_connect~0|skip
 SMALL_MACRO = "00000012"  # both inverted-residual kinds, in the last (4x4) stage to stay cheap
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cifar10_available() -> None:
-    archive = paths.data_dir() / "cifar10" / "CIFAR-10-images-jpg.tar.gz"
-    if not archive.is_file():
-        pytest.skip(f"CIFAR-10 images not found at {archive} (set HARNESS_DATA_DIR)")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Small batches run as fast on one thread, and one thread cannot be slowed down by a busy shared CPU
-    (oversubscribed OpenMP threads wait for each other at every operation)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _no_table(arch: Arch, *, fidelity: str | None = None) -> Observation:
-    raise AssertionError("a zero-cost proxy must not look at the benchmark table")
-
-
-def context(space=NB201, *, seed: int = 0, dataset: str = "cifar10") -> EstimatorContext:
-    return EstimatorContext(space, space.name, dataset, _no_table, seeding.rng(seed, "estimator"), seed=seed)
+pytestmark = pytest.mark.usefixtures("cifar10_images", "one_thread")
 
 
 def fitted(proxy: str, space=NB201, *, batch_size: int = 8, seed: int = 0) -> ZeroCost:
     est = ZeroCost(proxy=proxy, batch_size=batch_size)
-    assert est.fit(context(space, seed=seed)) >= 0
+    assert est.fit(tableless_context(space, seed=seed)) >= 0
     return est
 
 
@@ -216,13 +192,13 @@ def test_constructor_only_stores():
 
 def test_unknown_proxy_lists_the_valid_names():
     with pytest.raises(ConfigError, match="no_such_proxy") as info:
-        ZeroCost(proxy="no_such_proxy").fit(context())
+        ZeroCost(proxy="no_such_proxy").fit(tableless_context())
     assert all(name in str(info.value) for name in PROXIES)
 
 
 def test_other_datasets_are_a_config_error():
     with pytest.raises(ConfigError, match=r"CIFAR-10.*'cifar100'"):
-        ZeroCost().fit(context(dataset="cifar100"))
+        ZeroCost().fit(tableless_context(dataset="cifar100"))
 
 
 @pytest.mark.parametrize("proxy", list(PROXIES))
@@ -308,6 +284,6 @@ def test_loop_records_non_finite_scores_as_failed(nb201_csv, tmp_path):
     bench = NB201Table("cifar10", cache_dir=str(tmp_path)).load()
     archs = [NB201.parse(SMALL[0]), NB201.parse(ALL_NONE)]
     est = ZeroCost("nwot", batch_size=8)
-    result = loop.rank(bench, est, archs, context(), ci_rng=np.random.default_rng(0))
+    result = loop.rank(bench, est, archs, tableless_context(), ci_rng=np.random.default_rng(0))
     assert [r.status for r in result.records] == [OK, FAILED]
     assert "non-finite" in result.records[1].reason and "-inf" in result.records[1].reason

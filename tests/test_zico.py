@@ -10,11 +10,9 @@ import torch
 from torch import nn
 
 from estimators.zico import ZiCo
-from harness import paths, seeding
 from harness.errors import ConfigError
-from harness.interfaces import EstimatorContext
 from harness.spaces.nb201 import NB201Space
-from harness.types import Arch, Observation
+from tests.conftest import tableless_context
 
 NB201 = NB201Space()
 ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
@@ -81,27 +79,16 @@ def test_bad_settings_are_refused(settings, message):
         ZiCo(**settings).fit(None)  # type: ignore[arg-type]  # refused before the context is read
 
 
-def _no_table(arch: Arch, *, fidelity: str | None = None) -> Observation:
-    raise AssertionError("ZiCo must not look at the benchmark table")
-
-
+@pytest.mark.usefixtures("cifar10_images", "one_thread")
 def test_on_nb201_networks():
     """Real NB201 networks, 2 batches of 8 CIFAR-10 images: the zero cell scores 0 (no layer gets a gradient that
     varies), a small cell a positive finite number, the same on a second fit."""
-    archive = paths.data_dir() / "cifar10" / "CIFAR-10-images-jpg.tar.gz"
-    if not archive.is_file():
-        pytest.skip(f"CIFAR-10 images not found at {archive}")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        scores = []
-        for _ in range(2):
-            est = ZiCo(batch_size=8)
-            est.fit(EstimatorContext(NB201, "nb201", "cifar10", _no_table, seeding.rng(0, "estimator")))
-            assert [tuple(x.shape) for x, _ in est._batches] == [(8, 3, 32, 32)] * 2
-            scores.append([est.estimate(NB201.parse(text)).score for text in (ALL_NONE, SMALL)])
-    finally:
-        torch.set_num_threads(threads)
+    scores = []
+    for _ in range(2):
+        est = ZiCo(batch_size=8)
+        est.fit(tableless_context())
+        assert [tuple(x.shape) for x, _ in est._batches] == [(8, 3, 32, 32)] * 2
+        scores.append([est.estimate(NB201.parse(text)).score for text in (ALL_NONE, SMALL)])
     assert scores[0] == scores[1]
     zero, small = scores[0]
     assert zero == 0.0 and math.isfinite(small) and small > 0
