@@ -107,9 +107,10 @@ def _final_look(s: Search) -> Arch:
 
 def _iso_vote(s: Search) -> Arch:
     """The vote of the best positive of each isomorphism class (one network, one vote)."""
-    seen: set[str] = set()
-    voters = [p for p in s.positives if not (s.iso_key(p[0]) in seen or seen.add(s.iso_key(p[0])))]  # type: ignore[func-returns-value]
-    return vote(voters[: s.top_k], s.choices)
+    best: dict[str, tuple[Arch, float]] = {}
+    for arch, score in s.positives:  # best first, so the first of a class is its best
+        best.setdefault(s.iso_key(arch), (arch, score))
+    return vote(list(best.values())[: s.top_k], s.choices)
 
 
 #: every rule: name -> (needs evaluations, answer). ``paper`` is the reference's: the sum vote of the best 50.

@@ -373,7 +373,9 @@ _OVERRIDES: dict[int, Any] = {
     pickle.SETITEMS[0]: StreamingUnpickler.load_setitems,
     pickle.SETITEM[0]: StreamingUnpickler.load_setitem,
     # the operations that push an int, as a record's key
-    **{op[0]: _int_push(pickle._Unpickler.dispatch[op[0]]) for op in (pickle.BININT, pickle.BININT1, pickle.BININT2)},
-    **{op[0]: _int_push(pickle._Unpickler.dispatch[op[0]]) for op in (pickle.INT, pickle.LONG, pickle.LONG1)},
+    **{
+        op[0]: _int_push(pickle._Unpickler.dispatch[op[0]])
+        for op in (pickle.BININT, pickle.BININT1, pickle.BININT2, pickle.INT, pickle.LONG, pickle.LONG1)
+    },
 }
 StreamingUnpickler.dispatch.update(_OVERRIDES)
