@@ -11,6 +11,7 @@ their config (devices, threads, the estimator's context) is :mod:`harness.plugin
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
@@ -21,7 +22,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from harness import identity, loop, paths, sampling, seeding, storage
 from harness.budget import Budget
@@ -29,7 +30,8 @@ from harness.cache import CachedEstimator, ScoreCache, open_cache, score_key
 from harness.config import check
 from harness.errors import ConfigError, StateFileError
 from harness.interfaces import Benchmark, Estimator, EstimatorContext
-from harness.plugins import build, estimator_context, plain, resolve_device, set_torch_threads
+from harness.lookahead import Lookahead
+from harness.plugins import build, estimator_context, plain, resolve_device, resolve_workers, set_torch_threads
 from harness.types import Arch, EvalRecord, Observation, RunResult
 
 TASKS = ("search", "rank")
@@ -90,6 +92,8 @@ class Job:
     #: an estimator given as an object (not cached)
     score_key: str
     threads: int | None
+    #: processes that evaluate the architectures (:func:`~harness.plugins.resolve_workers`)
+    workers: int
     archs: list[Arch]
     draws: int
 
@@ -126,6 +130,8 @@ def prepare(cfg: DictConfig, given: Mapping[str, tuple[str, Callable[..., Any]]]
     resolve_device(cfg.device, probe.tags.live)  # a device that is not there fails now, for every estimator
     keyed = probe.tags.live and "estimator" not in given
     cache = open_cache(cfg.score_cache, cfg.cache_dir) if keyed else None
+    workers = resolve_workers(cfg, probe.tags.live, rebuildable=not given)
+    threads = set_torch_threads(cfg, workers) if probe.tags.live else None
     archs, draws = (
         sampling.rank_sample(benchmark.space, cfg.archs, cfg.n_archs, cfg.sample_seed, cfg.split)
         if cfg.task == "rank"
@@ -143,8 +149,9 @@ def prepare(cfg: DictConfig, given: Mapping[str, tuple[str, Callable[..., Any]]]
         make_searcher=make_searcher,
         budget=Budget(cfg.budget.max_evals, cfg.budget.max_cost_s) if cfg.task == "search" else None,
         cache=cache,
-        score_key=score_key(cfg, probe, benchmark.space) if keyed else "",
-        threads=set_torch_threads(cfg) if probe.tags.live else None,
+        score_key=score_key(cfg, probe, benchmark.space, threads) if keyed else "",
+        threads=threads,
+        workers=workers,
         archs=archs,
         draws=draws,
     )
@@ -198,12 +205,10 @@ def run_summary(
 ) -> dict[str, Any]:
     """The ``summary.json`` of a finished run of ``seed``: what ran (task, plug-ins, seeds, budget, versions), its
     defining config (``config``: no machine-local path in it), that config's id and label
-    (:mod:`harness.identity`), what the loop reported (``result.summary``), cache hits and threads of a live
+    (:mod:`harness.identity`), what the loop reported (``result.summary``, cache hits included), the threads of a live
     estimator, how many evaluations were resumed, when the run first started, and where its data and caches were
     on the machine that finished it (``where``)."""
     cfg = job.cfg
-    if isinstance(estimator, CachedEstimator):
-        result.summary["n_cache_hits"] = estimator.hits
     if job.threads is not None:
         result.summary["threads"] = job.threads
     config = seed_config(job, seed)
@@ -254,8 +259,27 @@ def run(
         "resume": resume,
         "on_record": on_record,
     }
-    result = run_task(job, seed, estimator, context, common)
+    # the worker starts before this process fits its estimator, so that both fit at once
+    ahead = Lookahead(fitted_estimator, worker_config(job), rng_seed) if job.workers == 2 else None
+    with ahead or contextlib.nullcontext():
+        result = run_task(job, seed, estimator, context, {**common, "lookahead": ahead})
+    if ahead is not None:
+        result.summary["lookahead"] = ahead.summary()
     return RunResult(result.records, run_summary(job, seed, estimator, result, len(resume), started))
+
+
+def worker_config(job: Job) -> dict[str, Any]:
+    """The config a lookahead worker builds its estimator from: the job's, resolved, on this job's threads."""
+    return {**job.config, "threads": job.threads, "workers": 1}
+
+
+def fitted_estimator(config: dict[str, Any], estimator_seed: int) -> Estimator:
+    """A lookahead worker's estimator (:mod:`harness.lookahead`): the one a run of ``config`` evaluates with, built,
+    cached and fitted the same way, with the same ``estimator_seed``."""
+    job = prepare(OmegaConf.create(config))
+    estimator = make_estimator(job)
+    estimator.fit(estimator_context(job.cfg, job.benchmark_name, job.benchmark, estimator_seed, True, job.view))
+    return estimator
 
 
 def run_seed(job: Job, seed: int, folder: Path, progress: bool) -> Path:

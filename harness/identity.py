@@ -40,6 +40,7 @@ NOT_DEFINING = (
     "experiment_name",
     "score_cache",
     "threads",
+    "workers",
     "progress",
     "n_seeds",
     "skip_done",

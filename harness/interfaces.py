@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import abc
+import copy
 import functools
 import itertools
 import math
@@ -272,6 +273,19 @@ class Searcher(abc.ABC):
     def recommend(self) -> Arch | None:
         """The final answer if the searcher has its own; ``None`` = the best-scored evaluated architecture."""
         return None
+
+    def speculate(self, arch: Arch) -> Arch | None:
+        """A guess of what :meth:`ask` returns once ``arch``, just asked, is told its score, so that a second process
+        can evaluate it meanwhile (``workers=2``, :mod:`harness.lookahead`). A wrong guess costs that process's time
+        and never changes the search. ``None`` (the default): no guess."""
+        return None
+
+    def ask_after(self, arch: Arch, score: float) -> Arch | None:
+        """What :meth:`ask` would return after ``tell(arch, score)``, worked out on a copy: this searcher, its
+        generator included, is left as it was."""
+        twin = copy.deepcopy(self, {id(self.space): self.space})  # the space is shared, never changed
+        twin.tell(arch, score)
+        return twin.ask()
 
     def no_answer_reason(self) -> str | None:
         """Why :meth:`recommend` has no answer of its own yet, for a searcher that gives one: the loop then answers

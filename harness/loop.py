@@ -9,6 +9,7 @@ up ground truth; kept in one file so that claim can be checked by reading one fi
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import time
@@ -21,6 +22,7 @@ from harness import metrics
 from harness.budget import Budget, CostClock, cost_unit, stopwatch
 from harness.errors import ConfigError, OutOfDomainError, RunAborted, ServiceUnavailable
 from harness.interfaces import Benchmark, Estimator, EstimatorContext, Searcher
+from harness.lookahead import Lookahead
 from harness.types import FAILED, OK, Arch, EvalRecord, RunResult
 
 log = logging.getLogger("harness")
@@ -52,8 +54,10 @@ class _Evaluator:
         max_failures: int,
         device: str,
         replay: Sequence[EvalRecord] = (),
+        lookahead: Lookahead | None = None,
     ) -> None:
         self.replay = replay
+        self.lookahead = lookahead
         self.estimator = estimator
         self.test_accuracy = benchmark.test_accuracy
         self.live = estimator.tags.live
@@ -62,15 +66,22 @@ class _Evaluator:
         self.max_failures = max_failures
         self.failures_in_a_row = 0
         self.device_of_work = device  # where a failed evaluation's time was spent
+        self.cache_hits = 0  # estimates answered from a score cache
 
-    def __call__(self, step: int, arch: Arch) -> EvalRecord:
+    def __call__(self, step: int, arch: Arch, guess: Callable[[], Arch | None] = lambda: None) -> EvalRecord:
+        """The record of evaluating ``arch`` at ``step``; ``guess``: what is likely asked next, for a lookahead
+        worker to evaluate meanwhile (called only when one is free)."""
         if step < len(self.replay):
             return self._replayed(step, arch)
         t0 = time.perf_counter()
         elapsed = stopwatch(self.device_of_work)
         try:
-            est = self.estimator.estimate(arch)
+            if self.lookahead is not None:
+                est = self.lookahead.estimate(arch, self.estimator, guess)
+            else:
+                est = self.estimator.estimate(arch)
             score, cost, device = est.score, est.cost_s, est.device
+            self.cache_hits += est.cached
             reason = "" if math.isfinite(score) else f"non-finite score {score}"
         except ServiceUnavailable:
             raise  # the machinery failed (the score cache), not this evaluation: the run stops, resumable
@@ -176,6 +187,7 @@ def search(
     max_consecutive_failures: int = 10,
     resume: Sequence[EvalRecord] = (),
     on_record: Callable[[EvalRecord], None] | None = None,
+    lookahead: Lookahead | None = None,
 ) -> RunResult:
     """Search under ``budget``; the final answer is ``searcher.recommend()`` or the best-scored evaluation.
 
@@ -192,6 +204,9 @@ def search(
             their recorded scores told, their recorded costs charged, the fit charged what it cost then), so the
             search goes on exactly where it stopped.
         on_record: called with each record as soon as it is final (to append it to ``records.csv``).
+        lookahead: a second process that evaluates the searcher's guess of its next ask
+            (:meth:`~harness.interfaces.Searcher.speculate`) meanwhile; the search, its records and answer are
+            those of one process.
     """
     if budget.max_cost_s is not None and not estimator.tags.live and not benchmark.has_train_cost:
         raise ConfigError(
@@ -203,7 +218,7 @@ def search(
     fit_cost = _fit(estimator, context, resume)
     clock.charge(fit_cost, evaluation=False)
     device = _device(estimator, context)
-    evaluate = _Evaluator(estimator, benchmark, clock, max_consecutive_failures, device, resume)
+    evaluate = _Evaluator(estimator, benchmark, clock, max_consecutive_failures, device, resume, lookahead)
     records: list[EvalRecord] = []
     best: Arch | None = None
     best_score = -math.inf
@@ -215,7 +230,7 @@ def search(
             arch = searcher.ask()
             if arch is None:
                 break
-            record = evaluate(len(records), arch)
+            record = evaluate(len(records), arch, functools.partial(searcher.speculate, arch))
             if record.status == OK:
                 searcher.tell(arch, record.score)
                 if record.score > best_score:
@@ -275,9 +290,15 @@ def search(
         fit_cost_s=fit_cost,
         total_cost_s=clock.elapsed_s,
         **_costs(estimator, records, fit_cost, device),
+        **({"n_cache_hits": evaluate.cache_hits} if estimator.tags.live else {}),
         wall_s=time.perf_counter() - t_start,
     )
     return RunResult(tuple(records), summary)
+
+
+def _following(archs: Sequence[Arch], step: int) -> Arch | None:
+    """The architecture after ``step`` in a rank sample (a lookahead's guess that is always right)."""
+    return archs[step + 1] if step + 1 < len(archs) else None
 
 
 def rank_metrics(
@@ -345,9 +366,11 @@ def rank(
     max_consecutive_failures: int = 10,
     resume: Sequence[EvalRecord] = (),
     on_record: Callable[[EvalRecord], None] | None = None,
+    lookahead: Lookahead | None = None,
 ) -> RunResult:
-    """Score ``archs`` and compare with ground truth (full-schedule validation and test accuracy); ``resume``
-    and ``on_record`` as for :func:`search`.
+    """Score ``archs`` and compare with ground truth (full-schedule validation and test accuracy); ``resume``,
+    ``on_record`` and ``lookahead`` (which evaluates the next architecture of the list meanwhile) as for
+    :func:`search`.
 
     Reports :func:`rank_metrics` and the cost. Failed evaluations are recorded and left out of the metrics.
     """
@@ -357,11 +380,11 @@ def rank(
     fit_cost = _fit(estimator, context, resume)
     clock.charge(fit_cost, evaluation=False)
     device = _device(estimator, context)
-    evaluate = _Evaluator(estimator, benchmark, clock, max_consecutive_failures, device, resume)
+    evaluate = _Evaluator(estimator, benchmark, clock, max_consecutive_failures, device, resume, lookahead)
     records: list[EvalRecord] = []
     with _progress(len(archs), "arch", progress) as bar:
         for arch in archs:
-            records.append(evaluate(len(records), arch))
+            records.append(evaluate(len(records), arch, functools.partial(_following, archs, len(records))))
             if on_record is not None:
                 on_record(records[-1])
             bar.update(1)
@@ -380,6 +403,7 @@ def rank(
         total_cost_s=clock.elapsed_s,
         median_cost_per_arch_s=float(np.median(costs)) if costs else None,
         **_costs(estimator, records, fit_cost, device),
+        **({"n_cache_hits": evaluate.cache_hits} if estimator.tags.live else {}),
         wall_s=time.perf_counter() - t_start,
     )
     return RunResult(tuple(records), summary)

@@ -86,11 +86,38 @@ def default_threads() -> int:
     return max(1, cpus // workers)
 
 
-def set_torch_threads(cfg: DictConfig) -> int:
-    """Give torch ``cfg.threads`` intra-op threads (``null``: :func:`default_threads`) and return the number."""
+def resolve_workers(cfg: DictConfig, live: bool, rebuildable: bool) -> int:
+    """The processes that evaluate a run's architectures (:mod:`harness.lookahead`): ``cfg.workers``, or when it
+    is null, 2 for a live estimator on the CPU when this job has CPUs for two (``threads`` each, 1 when null), else 1.
+    A table estimator is always evaluated in one process (it is instant). ``rebuildable``: the estimator comes from
+    its config (the worker builds its own), not an object handed to the Python API."""
+    workers = cfg.workers
+    if workers is not None and workers not in (1, 2):
+        raise ConfigError(f"workers must be 1 or 2 (or null: 2 when the CPUs allow), got {workers}")
+    if not live:
+        return 1
+    if workers is None:
+        cpu = resolve_device(cfg.device, live) == "cpu"
+        return 2 if cpu and rebuildable and default_threads() >= 2 * (cfg.threads or 1) else 1
+    if workers == 2 and not rebuildable:
+        raise ConfigError(
+            "workers=2 needs an estimator given by name: the second process builds its own from the config; an "
+            "estimator handed over as an object runs in one process (workers=1)"
+        )
+    if workers == 2 and cfg.threads is not None and 2 * cfg.threads > cpus_given():
+        raise ConfigError(
+            f"workers=2 with threads={cfg.threads} needs {2 * cfg.threads} CPUs, this job has {cpus_given()}; "
+            "lower threads, or set workers=1"
+        )
+    return int(workers)
+
+
+def set_torch_threads(cfg: DictConfig, workers: int = 1) -> int:
+    """Give torch ``cfg.threads`` intra-op threads (``null``: :func:`default_threads` shared by ``workers``
+    processes) and return the number."""
     import torch
 
-    threads = cfg.threads if cfg.threads is not None else default_threads()
+    threads = cfg.threads if cfg.threads is not None else max(1, default_threads() // workers)
     if threads < 1:
         raise ConfigError(f"threads must be >= 1 (or null: the CPUs this job was given), got {threads}")
     torch.set_num_threads(int(threads))

@@ -55,6 +55,11 @@ class HarnessConfig:
     #: torch threads for live estimators; null = the CPUs this job was given (affinity mask, SLURM_CPUS_PER_TASK)
     #: shared among the joblib launcher's workers
     threads: int | None = None
+    #: processes that evaluate a live estimator's architectures: 2 = a second one evaluates the next architecture
+    #: of a rank sample, or the searcher's guess of its next ask, while this one evaluates the current one; the
+    #: records and answers are those of 1 (harness/lookahead.py), only wall time drops. null = 2 on the CPU when
+    #: this job has CPUs for two (threads=null then gives each half of them), else 1
+    workers: int | None = None
     #: shared data folder; null = $HARNESS_DATA_DIR or ../shared/data next to the project
     data_dir: str | None = None
     #: derived caches; null = $HARNESS_CACHE_DIR or <project>/.cache
@@ -67,7 +72,8 @@ class HarnessConfig:
     progress: bool = True
     #: skip a seed whose run folder already holds a finished run of the same config (resume an interrupted sweep);
     #: false runs it again. A run folder is named by its defining config (harness/identity.py), which leaves out
-    #: data_dir, cache_dir, results_dir, experiment_name, score_cache, threads, progress, n_seeds and skip_done
+    #: data_dir, cache_dir, results_dir, experiment_name, score_cache, threads, workers, progress, n_seeds and
+    #: skip_done
     skip_done: bool = True
     #: where live estimators' scores are kept and reused (a hit charges the recorded cost): "auto" =
     #: <cache_dir>/scores.sqlite, "off" = nowhere, an SQLite file's path (or sqlite:///PATH), or a PostgreSQL server,

@@ -45,11 +45,13 @@ class Estimate:
         score: the predicted quality.
         cost_s: seconds to charge to the cost clock for this estimate.
         device: where the cost was incurred: ``"table"`` for recorded benchmark time, else a torch device name.
+        cached: answered from a score cache (:class:`~harness.cache.CachedEstimator`), not computed now.
     """
 
     score: float
     cost_s: float
     device: str = "table"
+    cached: bool = False
 
 
 @dataclass(frozen=True, slots=True)

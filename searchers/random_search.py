@@ -20,3 +20,6 @@ class RandomSearch(Searcher):
 
     def tell(self, arch: Arch, score: float) -> None:
         pass
+
+    def speculate(self, arch: Arch) -> Arch | None:
+        return self.ask_after(arch, 0.0)  # scores are ignored: always right

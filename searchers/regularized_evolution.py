@@ -3,6 +3,7 @@ Search", Algorithm 1; defaults of the NAS-Bench-201 baselines (population 10, to
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 import numpy as np
@@ -50,3 +51,7 @@ class RegularizedEvolution(Searcher):
         self._population.append((arch, score))
         if len(self._population) > self.population_size:
             self._population.popleft()
+
+    def speculate(self, arch: Arch) -> Arch | None:
+        """The next ask if ``arch`` scores worst: it then never wins a tournament."""
+        return self.ask_after(arch, -math.inf)

@@ -16,6 +16,7 @@ CVPR 2022, Section 3.3 (random-forest sampling) as implemented in MAC-AutoML/XNA
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
@@ -189,6 +190,12 @@ class RMINAS(Searcher):
         ops = np.array([a.ops for a, _ in voters], dtype=np.int64)
         scores = np.array([s for _, s in voters], dtype=np.float64)
         return Arch(metrics.vote(ops, scores, self.space.choices, mode=self.mode, tie_break=self.tie_break))
+
+    def speculate(self, arch: Arch) -> Arch | None:
+        """The next ask if ``arch`` is not a positive (the usual outcome; -inf also leaves a warm-up's threshold
+        almost where it would be). After a negative the forest is refitted on the same labels plus one, and ranks
+        the same fresh candidates, so the guess is right whenever ``arch`` turns out negative."""
+        return self.ask_after(arch, -math.inf)
 
     def no_answer_reason(self) -> str | None:
         """Why :meth:`recommend` gave ``None``: the warm-up did not finish, so no threshold was fixed."""

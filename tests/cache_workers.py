@@ -111,8 +111,9 @@ def claim(url: str, log: str, seconds: float, lease_s: float, *archs: str) -> No
     """Score ``archs`` (numbers) through the cache; print ``{arch: score}`` and the number of hits as JSON."""
     est = cached(url, Path(log), seconds, lease_s)
     _start()
-    scores = {a: est.estimate(Arch((int(a),))).score for a in archs}
-    print(json.dumps({"scores": scores, "hits": est.hits}), flush=True)
+    estimates = {a: est.estimate(Arch((int(a),))) for a in archs}
+    scores = {a: e.score for a, e in estimates.items()}
+    print(json.dumps({"scores": scores, "hits": sum(e.cached for e in estimates.values())}), flush=True)
 
 
 if __name__ == "__main__":

@@ -146,13 +146,15 @@ def nb201_csv(data_dir: Path) -> Path:
 
 def compose_cfg(overrides: list[str], tmp_path: Path) -> DictConfig:
     """The real config, composed with ``overrides``, writing results under ``tmp_path``, no progress bars, one
-    torch thread."""
+    torch thread, one process."""
     cfg = compose(overrides)
     with open_dict(cfg):
         cfg.results_dir = str(tmp_path / "results")
         cfg.progress = False
         if not any(o.startswith("threads=") for o in overrides):
             cfg.threads = 1  # see pytest_configure
+        if not any(o.startswith("workers=") for o in overrides):
+            cfg.workers = 1  # a second process only where a test asks for one (tests/test_lookahead.py)
     return cfg
 
 

@@ -72,6 +72,7 @@ CATALOGUE = [
     ("split in a search", ["split=select"], "split=select applies to task=rank"),
     ("split of given architectures", ["task=rank", f"archs=['{A}']", "split=select"], "archs= are scored as given"),
     ("more threads than CPUs", [*LIVE, "threads=999"], "CPUs this job was given, got 999; or threads=null"),
+    ("three workers", [*LIVE, "workers=3"], "workers must be 1 or 2 (or null"),
     ("the same architecture twice", ["task=rank", f"archs=['{A}','{DEAD_NODE}','{A}']"], "archs[2] '|nor_conv_3x3~0"),
     ("isomorphic architectures", ["task=rank", f"archs=['{DEAD_NODE}','{DEAD_NODE_ISO}']"], "isomorphic to"),
     ("experiment outside results_dir", ["experiment_name=../../x"], "experiment_name='../../x' is not a folder name"),

@@ -300,7 +300,7 @@ def test_a_killed_workers_claim_on_this_host_is_taken_over_at_once(url, tmp_path
     t0 = time.monotonic()
     assert est.estimate(Arch((7,))) == Estimate(7.0, 0.0, "cpu")  # its process is gone: taken over, computed
     waited = time.monotonic() - t0
-    assert waited < 1 and est.hits == 0
+    assert waited < 1  # and computed, not cached: the estimate equals an uncached one
     assert len(log.read_text().splitlines()) == 2  # the killed attempt and ours
     cache = _open(url)
     assert cache.get(*ROWS, "a7", 0) == Estimate(7.0, 0.0, "cpu")
@@ -349,7 +349,7 @@ def test_a_worker_waits_at_most_wait_s_then_computes(url, tmp_path):
     t0 = time.monotonic()
     assert est.estimate(Arch((3,))).score == 3.0 and log.read_text().count("\n") == 1
     assert 0.5 <= time.monotonic() - t0 < 5
-    assert est.estimate(Arch((3,))).score == 3.0 and est.hits == 1  # stored all the same
+    assert est.estimate(Arch((3,))) == Estimate(3.0, 0.0, "cpu", cached=True)  # stored all the same
 
 
 # -------------------------------------------------------------------------------------------------------- faults

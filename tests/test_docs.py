@@ -197,8 +197,8 @@ def test_the_worked_example_adds_a_searcher_in_two_files_and_one_command(tmp_pat
         sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "tests/contracts/test_searcher_contract.py",
         "tests/test_golden.py", "-k", f"{EXAMPLE} or every_searcher_class",
     )  # fmt: skip
-    # the class-and-config test, 6 contract cases, the golden trajectory
-    assert proc.returncode == 0 and "8 passed" in proc.stdout, proc.stdout[-3000:]
+    # the class-and-config test, 7 contract cases, the golden trajectory
+    assert proc.returncode == 0 and "9 passed" in proc.stdout, proc.stdout[-3000:]
     proc = run(
         sys.executable, "-m", "harness", f"searcher={EXAMPLE}", "estimator=train12", "budget=evals100",
         f"results_dir={tmp_path / 'results'}", "progress=false",

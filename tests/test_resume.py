@@ -117,7 +117,9 @@ def _cli(*args: str, tmp_path: Path) -> subprocess.Popen[str]:
 
 # a live rank job of a few seconds, with every score in its own cache
 def _slow_job(tmp_path: Path) -> list[str]:
-    return ["task=rank", "estimator=params", "n_archs=400", "progress=false", f"score_cache={tmp_path / 's.sqlite'}"]
+    # one process: a lookahead worker's claim is a live one (it ends its estimate, then itself)
+    cache = f"score_cache={tmp_path / 's.sqlite'}"
+    return ["task=rank", "estimator=params", "n_archs=400", "progress=false", "workers=1", cache]
 
 
 def _records(tmp_path: Path) -> Path:

@@ -4,6 +4,7 @@ same missing score compute it once."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -63,7 +64,6 @@ class CachedEstimator(Estimator):
         self.wait_s = wait_s
         self.poll_s = poll_s
         self.owner = claim_owner()
-        self.hits = 0
 
     def fit(self, context: EstimatorContext) -> float:
         self._where = cache_slot(context, self.tags)
@@ -75,8 +75,7 @@ class CachedEstimator(Estimator):
         slot = (self.key, benchmark, dataset, self._format(arch), seed)
         hit = self._stored_or_claimed(slot)
         if hit is not None:
-            self.hits += 1
-            return hit
+            return dataclasses.replace(hit, cached=True)
         try:
             with self._heartbeat(slot):
                 est = self.inner.estimate(arch)

@@ -215,10 +215,12 @@ def estimator_key(
     return json.dumps(key, sort_keys=True, separators=(",", ":"))
 
 
-def score_key(cfg: DictConfig, estimator: Estimator, space: SearchSpace) -> str:
+def score_key(cfg: DictConfig, estimator: Estimator, space: SearchSpace, threads: int | None = None) -> str:
     """The key of the scores a job of ``cfg`` computes with ``estimator`` on ``space``: :func:`estimator_key` of its
-    estimator node, on the job's device and threads (``threads=null``: :func:`~harness.plugins.default_threads`)."""
+    estimator node, on the job's device and ``threads`` (default ``cfg.threads``, and when that is null
+    :func:`~harness.plugins.default_threads`)."""
     params = plain(cfg.estimator)
     device = resolve_device(cfg.device, estimator.tags.live)
-    threads = cfg.threads if cfg.threads is not None else default_threads()
+    if threads is None:
+        threads = cfg.threads if cfg.threads is not None else default_threads()
     return estimator_key(params, estimator, space=space, device=device, data_dir=cfg.data_dir, threads=threads)

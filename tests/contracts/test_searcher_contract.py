@@ -95,3 +95,21 @@ def test_learning_searchers_beat_random_on_the_toy_table(name):
     late = [bench.query(a).valid_acc for a in drive(make(name), score(bench), 300)[200:]]
     rand = [bench.query(a).valid_acc for a in drive(make("rs"), score(bench), 300)[200:]]
     assert np.mean(late) > np.mean(rand) + 5
+
+
+@pytest.mark.parametrize("name", SEARCHERS)
+def test_a_guess_of_the_next_ask_changes_no_ask(name):
+    """``speculate`` (what a lookahead worker evaluates ahead, harness/lookahead.py) is worked out on a copy: asking
+    for a guess at every step leaves every ask as it was, and a guess is a valid architecture or None."""
+    bench = ToyBenchmark()
+    plain = drive(make(name, seed=4), score(bench), 60)
+    searcher, asked = make(name, seed=4), []
+    for _ in range(60):
+        arch = searcher.ask()
+        if arch is None:
+            break
+        guess = searcher.speculate(arch)
+        assert guess is None or bench.space.is_valid(guess)
+        asked.append(arch)
+        searcher.tell(arch, score(bench)(arch))
+    assert asked == plain
