@@ -37,10 +37,7 @@ def main(cfg: DictConfig) -> None:
         sys.exit(2)
     except KeyboardInterrupt as exc:
         signum = exc.args[0] if isinstance(exc, stopping.Stopped) else signal.SIGINT
-        stopping.say(
-            f"stopped by {signal.Signals(signum).name}: every finished evaluation is kept in records.csv under "
-            f"{hydra_cfg.runtime.output_dir}; run the same command again to resume"
-        )
+        stopping.say(stopping.job_line(signum, Path(hydra_cfg.runtime.output_dir)))
         stopping.exit_stopped(signum)
     finally:
         stopping.job_done()

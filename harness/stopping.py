@@ -2,10 +2,11 @@
 every finished evaluation kept; and how a parallel sweep's processes end together.
 
 A sweep's parent (``hydra/launcher=joblib``) that gets a stop signal passes it on to its workers, each stops its
-job with its own line, and any still there after :data:`GRACE_S` is killed. A worker that is stopped passes the
-signal on to the parent (the whole sweep stops, instead of the worker taking the next job), and a worker whose
-parent is gone, even by ``kill -9``, stops itself. The state here is per process: this module is imported, never
-pickled with a job (``harness/__main__.py`` is, when a launcher ships ``main`` to its workers).
+job (or, between jobs, itself) with its own line, and any that has not after :data:`GRACE_S` is killed. A worker
+that is stopped passes the signal on to the parent (the whole sweep stops, instead of the worker taking the next
+job) and ends after it, and a worker whose parent is gone, even by ``kill -9``, stops itself. The state here is
+per process: this module is imported, never pickled with a job (``harness/__main__.py`` is, when a launcher ships
+``main`` to its workers).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
+
+from harness.storage import RECORDS
 
 #: how long a sweep's parent waits for its stopped workers to end before it kills them
 GRACE_S = 5.0
@@ -55,10 +58,12 @@ def in_worker() -> bool:
 
 
 def job_done() -> None:
-    """After a job in a launcher's worker: a stop signal now just ends the worker (it has no job to stop)."""
+    """After a job in a launcher's worker: until the next job's :func:`catch`, a stop signal stops the worker with
+    a line of its own that says nothing was lost (it has no job under way), not silently: a worker that just died
+    makes the launcher kill the others at once, before they have said where their evaluations are kept."""
     if in_worker():
         for signum in SIGNALS:
-            signal.signal(signum, signal.SIG_DFL)
+            signal.signal(signum, _stop_between_jobs)
 
 
 def say(line: str) -> None:
@@ -67,18 +72,50 @@ def say(line: str) -> None:
     sys.stderr.flush()
 
 
+def job_line(signum: int, job_dir: Path) -> str:
+    """The line of a job stopped by ``signum``: where its finished evaluations are kept (``records.csv`` of its
+    first seed's run folder ``job_dir``), or, stopped before any was recorded (a run keeps its ``records.csv``
+    from its first evaluation on), that nothing was lost."""
+    name = signal.Signals(signum).name
+    if (job_dir / RECORDS).is_file():
+        return (
+            f"stopped by {name}: every finished evaluation is kept in {RECORDS} under {job_dir}; run the same "
+            "command again to resume"
+        )
+    return f"stopped by {name} before any evaluation was recorded: nothing was lost; run the same command again"
+
+
 def exit_stopped(signum: int) -> None:
-    """End the process with status 128 + ``signum``. A launcher's worker first passes the signal on to the
-    sweep's parent, which stops the other workers, and then ends for real (``os._exit`` after what a normal exit
-    runs: the launcher would catch ``SystemExit`` and hand the worker the next job)."""
+    """End the process with status 128 + ``signum``, after its line (:func:`say`). A launcher's worker first
+    passes the signal on to the sweep's parent, which stops the other workers, and then ends for real
+    (``os._exit`` after what a normal exit runs: the launcher would catch ``SystemExit`` and hand the worker the
+    next job), once the parent is gone: from now on it ignores the stop signals, which tells the parent (in
+    ``/proc``) that it has said its line. A worker must not end first: the launcher kills the other workers as soon
+    as one ends, and one that has not yet run its handler (on a loaded machine, a worker can wait a while for a
+    CPU) would end without its line."""
     if not in_worker():
         sys.exit(128 + signum)
+    for each in SIGNALS:
+        signal.signal(each, signal.SIG_IGN)
     if _parent is not None and os.getppid() == _parent:
         _kill(_parent, signum)
     sys.stdout.flush()
     sys.stderr.flush()
     atexit._run_exitfuncs()  # flush the logs, release semaphores
+    while _parent is not None and os.getppid() == _parent:  # the parent kills it, or it ends after the parent
+        time.sleep(WATCH_S)
     os._exit(128 + signum)
+
+
+def _stop_between_jobs(signum: int, _frame: FrameType | None) -> None:
+    global _stopping
+    if _stopping:
+        return
+    _stopping = True
+    say(
+        f"stopped by {signal.Signals(signum).name} between jobs: nothing was lost; run the same command again to resume"
+    )
+    exit_stopped(signum)
 
 
 def _stop(signum: int, _frame: FrameType | None) -> None:
@@ -92,7 +129,8 @@ def _stop(signum: int, _frame: FrameType | None) -> None:
 
 def _end_children(signum: int) -> None:
     """Pass ``signum`` on to the children that it ends (a launcher's workers, not the resource trackers, which
-    ignore it and end after their users), wait up to :data:`GRACE_S` for them to stop, and kill those left."""
+    ignore it and end after their users), wait up to :data:`GRACE_S` for each to have stopped (it ended, or said
+    its line and now ignores the signal: :func:`exit_stopped`), and kill those left."""
     pending = [pid for pid in _children() if not _ignores(pid, signum)]
     for pid in pending:
         _kill(pid, signum)
@@ -100,7 +138,7 @@ def _end_children(signum: int) -> None:
     while pending and time.monotonic() < deadline:
         time.sleep(0.05)
         live = set(_children())
-        pending = [pid for pid in pending if pid in live]
+        pending = [pid for pid in pending if pid in live and not _ignores(pid, signum)]
     for pid in pending:
         _kill(pid, signal.SIGKILL)
 

@@ -156,3 +156,80 @@ def test_the_same_command_resumes_a_stopped_sweep(tmp_path, nb201_csv):
     assert not problems
     assert sorted(s["seed"] for _, s in runs) == [0, 1, 2, 3]
     assert all(s["n_scored"] == 60 and s["n_resumed"] > 0 for _, s in runs if s["seed"] in (0, 1))
+
+
+#: put first on a sweep's PYTHONPATH, makes the job of seed ``$STOP_SEED`` stop itself (SIGINT) as it starts, before
+#: it has a run folder, once the job of seed 0 has recorded an evaluation (so that one is mid-run)
+_STOP_AT_START = """
+import os
+if os.environ.get("STOP_SEED"):
+    import signal, time
+    from pathlib import Path
+    import harness.experiment as experiment
+
+    prepare = experiment.prepare
+
+    def stopped_prepare(cfg, *args, **kwargs):
+        if cfg.seed == int(os.environ["STOP_SEED"]):
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and not any(
+                len(f.read_text().splitlines()) > 1 for f in Path(os.environ["STOP_RESULTS"]).rglob("records.csv")
+            ):
+                time.sleep(0.05)
+            os.kill(os.getpid(), signal.SIGINT)
+        return prepare(cfg, *args, **kwargs)
+
+    experiment.prepare = stopped_prepare
+"""
+
+
+def test_a_worker_stopped_before_its_first_evaluation_says_nothing_was_lost(tmp_path: Path, nb201_csv: Path) -> None:
+    """The stop reaches a worker before its job has a run folder: its line says nothing was lost (no folder
+    named), and the sweep still stops as one, the other worker with its folder's line."""
+    site, results = tmp_path / "site", tmp_path / "results"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(_STOP_AT_START)
+    path = os.pathsep.join([str(site), str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env = {**os.environ, "PYTHONPATH": path, "STOP_SEED": "1", "STOP_RESULTS": str(results)}
+    sweep = [arg if not arg.startswith("seed=") else "seed=0,1" for arg in SWEEP]
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", *sweep, f"results_dir={results}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=300,
+    )
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 128 + signal.SIGINT, proc.stderr
+    rows = _rows(results)
+    stopped = [folder for folder in rows if not (folder / "summary.json").is_file()]
+    assert sorted(lines[:-1]) == sorted(
+        [
+            "stopped by SIGINT before any evaluation was recorded: nothing was lost; run the same command again",
+            *(
+                f"stopped by SIGINT: every finished evaluation is kept in records.csv under {folder}; run the same "
+                "command again to resume"
+                for folder in stopped
+            ),
+        ]
+    ), proc.stderr
+    assert lines[-1].startswith("stopped by SIGINT: every finished evaluation is kept in records.csv; ")
+    assert all(folder.name == "seed=0" for folder in rows)  # seed 1 recorded nothing, not even an empty file
+
+
+def test_a_worker_stopped_between_jobs_says_nothing_was_lost() -> None:
+    """After a job, until the next one starts, a stop signal ends a launcher's worker with its own line (a worker
+    that died silently would make the launcher kill the other workers before their lines)."""
+    code = (
+        "import os, signal, time\n"
+        "from harness import stopping\n"
+        "stopping._cli_pid = -1  # as in a launcher's worker (no parent to wait for here)\n"
+        "stopping.job_done()\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "time.sleep(30)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert proc.stderr == "stopped by SIGTERM between jobs: nothing was lost; run the same command again to resume\n"
