@@ -20,15 +20,15 @@ import pandas as pd
 import pytest
 
 pytestmark = pytest.mark.bench
-N_RANK = 24
-N_WARMUP = 20
+N_RANK = 16
+N_WARMUP = 16
 CASES = {
     "rank": ["task=rank", f"n_archs={N_RANK}"],
     "search": [
         "searcher=rminas",
         f"searcher.n_warmup={N_WARMUP}",
-        "searcher.n_positives=10",
-        "budget.max_evals=80",
+        "searcher.n_positives=8",
+        "budget.max_evals=60",
     ],
 }
 #: (case, workers) -> (wall seconds, records without their times, lookahead summary)
