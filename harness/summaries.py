@@ -184,11 +184,6 @@ def _names(*records: type[Any]) -> frozenset[str]:
     return frozenset(f.name for r in records for f in dataclasses.fields(r) if f.name != "metrics")
 
 
-#: the keys a search's and a rank run's summary may hold from the loop
-SEARCH_KEYS = _names(SearchSummary)
-RANK_KEYS = _names(RankSummary, RankMetrics)
-
-
 def summary_key(name: str, *records: type[Any]) -> str:
     """``name``, checked to be a field of each of ``records`` (summary records): how a reader names a summary key,
     so that a renamed field fails where the reader is imported, not in a report."""
