@@ -19,9 +19,13 @@ from typing import Any
 from harness import identity, storage
 from harness.errors import ConfigError
 from harness.metrics import mean_std
+from harness.summaries import RankSummary, SearchSummary, interval_key, summary_key
 
 _SEARCH_KEYS = ("experiment", "benchmark", "dataset", "searcher", "estimator")
 _RANK_KEYS = ("experiment", "benchmark", "dataset", "estimator")
+#: the headline metric of each task (a field of its summary record), and the cost and its unit (of both)
+HEADLINE = {"search": summary_key("incumbent_test_acc", SearchSummary), "rank": interval_key("kendall_tau_test")}
+_COST, _UNIT = (summary_key(k, SearchSummary, RankSummary) for k in ("total_cost_s", "cost_unit"))
 
 
 def _settings(summary: Mapping[str, Any]) -> dict[str, Any]:
@@ -97,9 +101,9 @@ def aggregate(summaries: Iterable[dict[str, Any]], metric: str | None = None) ->
     rows = []
     for key, runs in sorted(groups.items(), key=lambda kv: (*map(str, kv[0][:-1]), labels[kv[0][-1]], kv[0][-1])):
         task, cid = key[0], key[-1]
-        field = metric or ("incumbent_test_acc" if task == "search" else "kendall_tau_test")
+        field = metric or HEADLINE[task]
         mean, std, n = mean_std([r[field] if r.get(field) is not None else float("nan") for r in runs])
-        cost_mean, cost_std, _ = mean_std([r["total_cost_s"] for r in runs])
+        cost_mean, cost_std, _ = mean_std([r[_COST] for r in runs])
         names = dict(zip(_SEARCH_KEYS if task == "search" else _RANK_KEYS, key[1:-1], strict=True))
         rows.append(
             {
@@ -113,7 +117,7 @@ def aggregate(summaries: Iterable[dict[str, Any]], metric: str | None = None) ->
                 "std": std,
                 "cost_mean_s": cost_mean,
                 "cost_std_s": cost_std,
-                "cost_unit": runs[0].get("cost_unit", ""),
+                "cost_unit": runs[0].get(_UNIT, ""),
             }
         )
     return rows

@@ -8,6 +8,7 @@ could know it crosses).
 
 from __future__ import annotations
 
+import enum
 import math
 import time
 from collections.abc import Callable
@@ -73,6 +74,42 @@ def stopwatch(device: str) -> Callable[[], float]:
     return lambda: now() - start
 
 
+class CostUnit(enum.StrEnum):
+    """What a run's costs count, as ``summary.json`` and ``records.csv`` readers name it (``cost_unit``, and each
+    device's ``unit`` in ``cost_by_device``). A measured unit names its device: :meth:`on` writes it
+    (``"CPU seconds of the process on cpu"``, ``"wall seconds on cuda"``), :meth:`of` reads any written unit back."""
+
+    #: a table estimator: the seconds the benchmark recorded for training
+    RECORDED = "recorded benchmark training seconds"
+    #: a live estimator on a CPU: the process's CPU seconds (:func:`stopwatch`)
+    CPU = "CPU seconds of the process"
+    #: a live estimator on an accelerator: wall seconds (:func:`stopwatch`)
+    WALL = "wall seconds"
+    #: a run charged on several devices in different units: see its ``cost_by_device``
+    MIXED = "mixed: see cost_by_device"
+
+    def on(self, device: str) -> str:
+        """The unit as written for costs charged on ``device``: a measured unit names it, the others do not."""
+        return f"{self.value} on {device}" if self in (CostUnit.CPU, CostUnit.WALL) else self.value
+
+    @classmethod
+    def of(cls, written: str) -> CostUnit:
+        """The unit of a written ``cost_unit``; ``"measured wall seconds on <device>"`` is how runs written before
+        the CPU-second clock named wall seconds. A :class:`ValueError` for any other text."""
+        device = written.rpartition(" on ")[2]
+        for unit in cls:
+            if written in (unit.value, unit.on(device)):
+                return unit
+        if written.startswith("measured wall seconds on "):
+            return cls.WALL
+        raise ValueError(f"{written!r} is not a cost unit the harness writes")
+
+    @property
+    def measured(self) -> bool:
+        """Whether the cost was measured in this process (a live estimator), not recorded by the benchmark."""
+        return self is not CostUnit.RECORDED
+
+
 def cost_unit(device: str) -> str:
     """What :func:`stopwatch` counts on ``device``, as the records and summaries name it."""
-    return f"CPU seconds of the process on {device}" if device.startswith("cpu") else f"wall seconds on {device}"
+    return (CostUnit.CPU if device.startswith("cpu") else CostUnit.WALL).on(device)

@@ -32,6 +32,7 @@ from harness.errors import ConfigError, StateFileError
 from harness.interfaces import Benchmark, Estimator, EstimatorContext
 from harness.lookahead import Lookahead
 from harness.plugins import build, estimator_context, plain, resolve_device, resolve_workers, set_torch_threads
+from harness.summaries import LoopResult, RankSummary, SearchSummary, as_dict
 from harness.types import Arch, EvalRecord, Observation, RunResult
 
 TASKS = ("search", "rank")
@@ -181,7 +182,7 @@ def run_task(
     estimator: Estimator,
     context: EstimatorContext,
     common: dict[str, Any],
-) -> RunResult:
+) -> LoopResult[SearchSummary] | LoopResult[RankSummary]:
     """The task's loop for one seed: a search by a fresh searcher seeded by ``seed`` under the budget, or the
     ranking of the job's sample with bootstrap intervals seeded by ``seed``. ``common`` holds the keyword
     arguments both loops take (progress, failure limit, resumed records, record callback)."""
@@ -190,27 +191,24 @@ def run_task(
         searcher = job.make_searcher(job.benchmark.space, seeding.rng(seed, "searcher"))
         return loop.search(job.benchmark, estimator, searcher, job.budget, context, **common)
     ci_rng = seeding.rng(seed, "bootstrap")
-    result = loop.rank(job.benchmark, estimator, job.archs, context, ci_rng=ci_rng, **common)
-    result.summary["n_draws"] = job.draws
-    return result
+    return loop.rank(job.benchmark, estimator, job.archs, context, ci_rng=ci_rng, **common)
 
 
 def run_summary(
     job: Job,
     seed: int,
     estimator: Estimator,
-    result: RunResult,
+    result: LoopResult[SearchSummary] | LoopResult[RankSummary],
     n_resumed: int,
     started: str,
 ) -> dict[str, Any]:
     """The ``summary.json`` of a finished run of ``seed``: what ran (task, plug-ins, seeds, budget, versions), its
     defining config (``config``: no machine-local path in it), that config's id and label
-    (:mod:`harness.identity`), what the loop reported (``result.summary``, cache hits included), the threads of a live
-    estimator, how many evaluations were resumed, when the run first started, and where its data and caches were
-    on the machine that finished it (``where``)."""
+    (:mod:`harness.identity`), what the loop reported (``result.summary``, cache hits and lookahead included, as
+    :func:`harness.summaries.as_dict` writes it), the draws of a rank sample, the threads of a live estimator, how
+    many evaluations were resumed, when the run first started, and where its data and caches were on the machine
+    that finished it (``where``)."""
     cfg = job.cfg
-    if job.threads is not None:
-        result.summary["threads"] = job.threads
     config = seed_config(job, seed)
     return {
         "task": cfg.task,
@@ -224,7 +222,9 @@ def run_summary(
         "budget": job.config["budget"] if job.budget else None,
         # false on a benchmark whose "test" accuracy repeats the validation number (NB301's surrogate sample)
         "test_split": job.benchmark.has_test_split,
-        **result.summary,
+        **as_dict(result.summary),
+        **({"n_draws": job.draws} if isinstance(result.summary, RankSummary) else {}),
+        **({"threads": job.threads} if job.threads is not None else {}),
         "n_resumed": n_resumed,
         "started_utc": started,
         "versions": _versions(),
@@ -263,8 +263,6 @@ def run(
     ahead = Lookahead(fitted_estimator, worker_config(job), rng_seed) if job.workers == 2 else None
     with ahead or contextlib.nullcontext():
         result = run_task(job, seed, estimator, context, {**common, "lookahead": ahead})
-    if ahead is not None:
-        result.summary["lookahead"] = ahead.summary()
     return RunResult(result.records, run_summary(job, seed, estimator, result, len(resume), started))
 
 

@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 
 from harness import metrics
-from harness.budget import Budget, CostClock, cost_unit, stopwatch
+from harness.budget import Budget, CostClock, CostUnit, cost_unit, stopwatch
 from harness.errors import ConfigError, OutOfDomainError, RunAborted, ServiceUnavailable
 from harness.interfaces import Benchmark, Estimator, EstimatorContext, Searcher
 from harness.lookahead import Lookahead
-from harness.types import FAILED, OK, Arch, EvalRecord, RunResult
+from harness.summaries import DeviceCost, LoopResult, RankMetrics, RankSummary, SearchSummary
+from harness.types import FAILED, OK, Arch, EvalRecord
 
 log = logging.getLogger("harness")
 
@@ -157,23 +158,22 @@ def _device(estimator: Estimator, context: EstimatorContext) -> str:
     return context.device if estimator.tags.live else "table"
 
 
-def _costs(estimator: Estimator, records: list[EvalRecord], fit_cost: float, fit_device: str) -> dict[str, Any]:
+def _costs(
+    estimator: Estimator, records: list[EvalRecord], fit_cost: float, fit_device: str
+) -> tuple[str, dict[str, DeviceCost]]:
     """The cost of a run per device, each in its own unit (a run whose scores partly come from a cache filled on
-    another device mixes units), and the one unit of the total when there is a single device."""
-    per: dict[str, dict[str, Any]] = {}
+    another device mixes units), and the one unit of the total when there is a single device (else
+    :attr:`CostUnit.MIXED`): (``cost_unit``, ``cost_by_device``)."""
+    per: dict[str, DeviceCost] = {}
     for device, cost in [(fit_device, fit_cost), *((r.device, r.cost_s) for r in records)]:
-        unit = cost_unit(device) if estimator.tags.live else "recorded benchmark training seconds"
-        entry = per.setdefault(device, {"unit": unit, "cost_s": 0.0, "n_evals": 0})
-        entry["cost_s"] += cost
+        unit = cost_unit(device) if estimator.tags.live else CostUnit.RECORDED.value
+        entry = per.setdefault(device, DeviceCost(unit))
+        per[device] = dataclasses.replace(entry, cost_s=entry.cost_s + cost)
     for r in records:
-        per[r.device]["n_evals"] += 1
-    used = {d: e for d, e in per.items() if e["n_evals"] or d == fit_device and fit_cost}
-    units = {e["unit"] for e in used.values()} or {per[fit_device]["unit"]}
-    return {
-        "cost_unit": units.pop() if len(units) == 1 else "mixed: see cost_by_device",
-        "cost_by_device": used,
-        "device": fit_device,
-    }
+        per[r.device] = dataclasses.replace(per[r.device], n_evals=per[r.device].n_evals + 1)
+    used = {d: e for d, e in per.items() if e.n_evals or d == fit_device and fit_cost}
+    units = {e.unit for e in used.values()} or {per[fit_device].unit}
+    return (units.pop() if len(units) == 1 else CostUnit.MIXED.value), used
 
 
 def search(
@@ -188,7 +188,7 @@ def search(
     resume: Sequence[EvalRecord] = (),
     on_record: Callable[[EvalRecord], None] | None = None,
     lookahead: Lookahead | None = None,
-) -> RunResult:
+) -> LoopResult[SearchSummary]:
     """Search under ``budget``; the final answer is ``searcher.recommend()`` or the best-scored evaluation.
 
     Args:
@@ -254,46 +254,45 @@ def search(
                 bar.update(record.cost_s if by_cost else 1)
     own = searcher.recommend()
     incumbent = own or best
-    summary: dict[str, Any] = {
-        "incumbent": None,
-        "incumbent_by": "searcher" if own is not None else "best-scored evaluation",
-        "incumbent_score": None,
-        "incumbent_valid_acc": None,
-        "incumbent_test_acc": None,
-    }
+    note: str | None = None
     why = searcher.no_answer_reason() if own is None else None
     if why is not None:
-        summary["incumbent_note"] = (
+        note = (
             f"{type(searcher).__name__} gave no answer of its own within the budget ({why}); the answer is the "
             "best-scored evaluation"
         )
-        log.warning("%s", summary["incumbent_note"])
+        log.warning("%s", note)
+    valid = test = None
     if incumbent is not None:
         valid, test = _lookup(benchmark, incumbent)
-        summary.update(
-            incumbent=benchmark.space.format(incumbent),
-            incumbent_score=best_score if incumbent == best else None,
-            incumbent_valid_acc=valid,
-            incumbent_test_acc=test,
-        )
         if math.isnan(valid):
-            summary["incumbent_note"] = (
+            note = (
                 f"the answer is not in {benchmark.name}'s table (a closed set: the vote of its members need not be "
                 "one), so it has no accuracy here"
             )
     optimum_valid, optimum_test = benchmark.optimum()
-    summary.update(
+    unit, by_device = _costs(estimator, records, fit_cost, device)
+    summary = SearchSummary(
+        incumbent=None if incumbent is None else benchmark.space.format(incumbent),
+        incumbent_by="searcher" if own is not None else "best-scored evaluation",
+        incumbent_score=best_score if incumbent is not None and incumbent == best else None,
+        incumbent_valid_acc=valid,
+        incumbent_test_acc=test,
+        incumbent_note=note,
         optimum_valid_acc=optimum_valid,
         optimum_test_acc=optimum_test,
         n_evals=len(records),
         n_failed=sum(r.status != OK for r in records),
         fit_cost_s=fit_cost,
         total_cost_s=clock.elapsed_s,
-        **_costs(estimator, records, fit_cost, device),
-        **({"n_cache_hits": evaluate.cache_hits} if estimator.tags.live else {}),
+        cost_unit=unit,
+        cost_by_device=by_device,
+        device=device,
+        n_cache_hits=evaluate.cache_hits if estimator.tags.live else None,
+        lookahead=lookahead.summary() if lookahead is not None else None,
         wall_s=time.perf_counter() - t_start,
     )
-    return RunResult(tuple(records), summary)
+    return LoopResult(tuple(records), summary)
 
 
 def _following(archs: Sequence[Arch], step: int) -> Arch | None:
@@ -301,9 +300,7 @@ def _following(archs: Sequence[Arch], step: int) -> Arch | None:
     return archs[step + 1] if step + 1 < len(archs) else None
 
 
-def rank_metrics(
-    benchmark: Benchmark, archs: list[Arch], scores: np.ndarray, rng: np.random.Generator
-) -> dict[str, Any]:
+def rank_metrics(benchmark: Benchmark, archs: list[Arch], scores: np.ndarray, rng: np.random.Generator) -> RankMetrics:
     """How well ``scores`` order ``archs`` (each a point estimate and a 95% bootstrap interval over the sample):
 
     * Kendall tau and Spearman rho against validation and test accuracy, for the sample as a whole;
@@ -351,8 +348,9 @@ def rank_metrics(
     }
     for name, stat in stats.items():
         out[name] = stat(everything)
-        out[f"{name}_ci95"] = list(metrics.bootstrap_ci(stat, len(archs), rng))
-    return out
+        low, high = metrics.bootstrap_ci(stat, len(archs), rng)
+        out[f"{name}_ci95"] = (low, high)
+    return RankMetrics(**out)
 
 
 def rank(
@@ -367,7 +365,7 @@ def rank(
     resume: Sequence[EvalRecord] = (),
     on_record: Callable[[EvalRecord], None] | None = None,
     lookahead: Lookahead | None = None,
-) -> RunResult:
+) -> LoopResult[RankSummary]:
     """Score ``archs`` and compare with ground truth (full-schedule validation and test accuracy); ``resume``,
     ``on_record`` and ``lookahead`` (which evaluates the next architecture of the list meanwhile) as for
     :func:`search`.
@@ -389,21 +387,23 @@ def rank(
                 on_record(records[-1])
             bar.update(1)
     ok = [(a, r.score) for a, r in zip(archs, records, strict=True) if r.status == OK]
-    summary: dict[str, Any] = {
-        "n_archs": len(archs),
-        "n_unique": len({benchmark.space.iso_key(a) for a in archs}),
-        "n_scored": len(ok),
-        "n_failed": len(archs) - len(ok),
-    }
-    if len(ok) >= 2:
-        summary.update(rank_metrics(benchmark, [a for a, _ in ok], np.array([s for _, s in ok]), ci_rng))
+    scored = rank_metrics(benchmark, [a for a, _ in ok], np.array([s for _, s in ok]), ci_rng) if len(ok) >= 2 else None
     costs = [r.cost_s for r in records]
-    summary.update(
+    unit, by_device = _costs(estimator, records, fit_cost, device)
+    summary = RankSummary(
+        n_archs=len(archs),
+        n_unique=len({benchmark.space.iso_key(a) for a in archs}),
+        n_scored=len(ok),
+        n_failed=len(archs) - len(ok),
+        metrics=scored,
         fit_cost_s=fit_cost,
         total_cost_s=clock.elapsed_s,
         median_cost_per_arch_s=float(np.median(costs)) if costs else None,
-        **_costs(estimator, records, fit_cost, device),
-        **({"n_cache_hits": evaluate.cache_hits} if estimator.tags.live else {}),
+        cost_unit=unit,
+        cost_by_device=by_device,
+        device=device,
+        n_cache_hits=evaluate.cache_hits if estimator.tags.live else None,
+        lookahead=lookahead.summary() if lookahead is not None else None,
         wall_s=time.perf_counter() - t_start,
     )
-    return RunResult(tuple(records), summary)
+    return LoopResult(tuple(records), summary)

@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 
 from harness import metrics
+from harness.budget import CostUnit
+from harness.summaries import RankMetrics, RankSummary, SearchSummary, interval_key, summary_key
 
 _MARKERS = {"rs": "o", "rea": "s", "rl": "^", "rminas": "D"}
 _UNIT_MARKERS = {"recorded": "o", "measured": "^"}
@@ -47,21 +49,32 @@ def _free(costs: Any) -> bool:
     return bool(len(costs)) and float(np.min(np.asarray(costs, dtype=float))) <= 0
 
 
+#: the summary keys the figures read besides their metrics: the cost, its unit, the sample's size and best
+_COST, _UNIT = (summary_key(k, RankSummary, SearchSummary) for k in ("total_cost_s", "cost_unit"))
+_N_SCORED = summary_key("n_scored", RankSummary)
+_SAMPLE_BEST = summary_key("sample_best_test_acc", RankMetrics)
+_ANSWER, _OPTIMUM, _N_EVALS = (
+    summary_key(k, SearchSummary) for k in ("incumbent_test_acc", "optimum_test_acc", "n_evals")
+)
+
+
 def _unit_kind(cost_unit: str) -> str:
-    return "recorded" if cost_unit.startswith("recorded") else "measured"
+    """``"recorded"`` (a table estimator's benchmark seconds) or ``"measured"`` (a live estimator's), for a marker."""
+    return "measured" if CostUnit.of(cost_unit).measured else "recorded"
 
 
 def _unit_label(cost_unit: str) -> str:
-    if cost_unit.startswith("recorded"):
+    """A legend's name of a written ``cost_unit``: a measured one as written (it names its device)."""
+    if CostUnit.of(cost_unit) is CostUnit.RECORDED:
         return "recorded GPU training seconds of the benchmark"
-    return cost_unit.replace("measured wall seconds on", "measured wall seconds,")
+    return cost_unit
 
 
 #: the two panels of Figure 1a: (summary column, y label, title); the second is what a search needs
 FIG1A_PANELS = (
-    ("kendall_tau_test", "Kendall tau vs. test accuracy (95% bootstrap CI)", "Ranking quality vs. cost"),
+    (interval_key("kendall_tau_test"), "Kendall tau vs. test accuracy (95% bootstrap CI)", "Ranking quality vs. cost"),
     (
-        "vote_answer_test_acc",
+        interval_key("vote_answer_test_acc"),
         "test acc. of the vote of the best-scored 5% (%, 95% CI)",
         "Top of the space: what RMI-NAS's vote would answer",
     ),
@@ -81,18 +94,18 @@ def fig1a(rank: pd.DataFrame) -> Any:
     fig, axes = _figure(2 * len(panels))
     for p, (bench, dataset) in enumerate(panels):
         df = rank[(rank["benchmark"] == bench) & (rank["dataset"] == dataset)]
-        n = int(df["n_scored"].max()) if len(df) else 0
+        n = int(df[_N_SCORED].max()) if len(df) else 0
         for ax, (metric, ylabel, title) in zip(axes[2 * p : 2 * p + 2], FIG1A_PANELS, strict=True):
             have = df.dropna(subset=[metric]) if metric in df else df.iloc[:0]
             _estimator_points(ax, have, metric)
-            if metric == "vote_answer_test_acc" and len(have):
-                best = have["sample_best_test_acc"].max()
+            if metric == FIG1A_PANELS[1][0] and len(have):
+                best = have[_SAMPLE_BEST].max()
                 ax.axhline(best, ls="--", color="black", lw=1, label=f"best test acc. in the sample {best:.2f}")
             else:
                 ax.axhline(0, color="grey", lw=0.8)
-            if _free(have["total_cost_s"]):  # a log axis cannot show 0: linear up to 1 s
+            if _free(have[_COST]):  # a log axis cannot show 0: linear up to 1 s
                 ax.set_xscale("symlog", linthresh=1.0)
-                ax.set_xlim(-0.5, max(10.0, 3 * float(have["total_cost_s"].max())))
+                ax.set_xlim(-0.5, max(10.0, 3 * float(have[_COST].max())))
                 ax.set_xlabel(f"seconds to score the {n} architectures (log scale; 0: no recorded training time)")
             else:
                 ax.set_xscale("log")
@@ -101,7 +114,7 @@ def fig1a(rank: pd.DataFrame) -> Any:
             ax.set_title(f"{title}: {bench} {dataset}", fontsize=10)
             ax.grid(alpha=0.3, which="both")
             for kind, color in (("recorded", "C0"), ("measured", "C3")):
-                units = [u for u in have["cost_unit"].unique() if _unit_kind(u) == kind]
+                units = [u for u in have[_UNIT].unique() if _unit_kind(u) == kind]
                 if units:
                     ax.plot([], [], _UNIT_MARKERS[kind], color=color, label=_unit_label(units[0]))
             if have.size:
@@ -119,8 +132,8 @@ def _estimator_points(ax: Any, df: pd.DataFrame, metric: str) -> None:
         y = g[metric].mean()
         lo = min(ci[0] for ci in g[f"{metric}_ci95"])
         hi = max(ci[1] for ci in g[f"{metric}_ci95"])
-        cost = g["total_cost_s"].mean()
-        kind = _unit_kind(g["cost_unit"].iloc[0])
+        cost = g[_COST].mean()
+        kind = _unit_kind(g[_UNIT].iloc[0])
         ax.errorbar(
             cost,
             y,
@@ -156,10 +169,10 @@ def fig1b(search: pd.DataFrame) -> Any:
     colors = {e: f"C{i}" for i, e in enumerate(estimators)}
     for ax, (bench, dataset) in zip(axes, panels, strict=True):
         df = search[(search["benchmark"] == bench) & (search["dataset"] == dataset)]
-        by_evals = _free(df["total_cost_s"])
-        x_key = "n_evals" if by_evals else "total_cost_s"
+        by_evals = _free(df[_COST])
+        x_key = _N_EVALS if by_evals else _COST
         for (searcher, estimator), g in df.groupby(["searcher", "estimator"]):
-            acc, cost = g["incumbent_test_acc"], g[x_key]
+            acc, cost = g[_ANSWER], g[x_key]
             rmi = str(estimator).startswith("rmi")
             ax.errorbar(
                 cost.mean(),
@@ -171,9 +184,9 @@ def fig1b(search: pd.DataFrame) -> Any:
                 capsize=3,
                 color=colors[estimator],
                 mfc=colors[estimator] if rmi else "white",
-                label=f"{searcher} + {estimator} (n={len(g)}, {_unit_label(g['cost_unit'].iloc[0])})",
+                label=f"{searcher} + {estimator} (n={len(g)}, {_unit_label(g[_UNIT].iloc[0])})",
             )
-        optimum = df["optimum_test_acc"].max()
+        optimum = df[_OPTIMUM].max()
         ax.axhline(optimum, ls="--", color="black", lw=1, label=f"benchmark optimum {optimum:.2f}")
         wide = df[x_key].max() > 10 * df[x_key].min()
         ax.set_xscale("log" if wide else "linear")
@@ -239,7 +252,7 @@ def regret(curves: pd.DataFrame) -> Any:
         ax.set_xscale("log")
         ax.set_yscale("symlog", linthresh=0.1)
         ax.set_ylim(bottom=0)
-        units = sorted({_unit_label(u) for u in df["cost_unit"]})
+        units = sorted({_unit_label(u) for u in df[_UNIT]})
         x_label = _EVALS_LABEL.format(scale="log scale; ") if by_evals else "simulated search time (s, log scale)"
         ax.set_xlabel(x_label + "\n" + "; ".join(units), fontsize=9)
         ax.set_ylabel("regret: optimum − test acc. of the answer (%)")

@@ -24,6 +24,7 @@ import pandas as pd
 
 from harness import identity, metrics, plots, seeding, storage
 from harness.aggregate import aggregate, format_table
+from harness.summaries import RankSummary, SearchSummary, interval_key, summary_key
 from harness.types import OK
 
 
@@ -43,15 +44,22 @@ def named(estimator: str, label: str) -> str:
     return f"{estimator} [{label}]" if label else estimator
 
 
-#: the columns of ``rank.md``: (summary key, header, format of the value and of its interval); the summaries
-#: hold more (precision@10%, the vote answer's validation accuracy, Spearman rho): ``summary.csv`` has them all
+#: the columns of ``rank.md``: (summary key, header, format of the value and of its interval), each a statistic of
+#: :class:`~harness.summaries.RankMetrics` with its ``_ci95``; the summaries hold more (precision@10%, the vote
+#: answer's validation accuracy, Spearman rho): ``summary.csv`` has them all
 RANK_COLUMNS = (
-    ("kendall_tau_test", "tau (test)", "{:.3f}"),
-    ("ndcg_test", "nDCG (test)", "{:.3f}"),
-    ("top5_precision_test", "precision@5% (test)", "{:.2f}"),
-    ("top1_regret_test", "top-1 regret (test)", "{:.2f}"),
-    ("vote_answer_test_acc", "vote answer: test acc.", "{:.2f}"),
+    (interval_key("kendall_tau_test"), "tau (test)", "{:.3f}"),
+    (interval_key("ndcg_test"), "nDCG (test)", "{:.3f}"),
+    (interval_key("top5_precision_test"), "precision@5% (test)", "{:.2f}"),
+    (interval_key("top1_regret_test"), "top-1 regret (test)", "{:.2f}"),
+    (interval_key("vote_answer_test_acc"), "vote answer: test acc.", "{:.2f}"),
 )
+#: the key ``rank.md`` is sorted by; the summary keys of a rank run's size and cost, and of both tasks' cost unit
+_TAU = RANK_COLUMNS[0][0]
+_N, _MEDIAN, _TOTAL = (summary_key(k, RankSummary) for k in ("n_scored", "median_cost_per_arch_s", "total_cost_s"))
+_UNIT = summary_key("cost_unit", RankSummary, SearchSummary)
+#: the summary keys of a search's answer and of the benchmark's optimum (Figure 1b, regret)
+_ANSWER, _OPTIMUM = (summary_key(k, SearchSummary) for k in ("incumbent_test_acc", "optimum_test_acc"))
 
 
 def _with_interval(value: Any, ci: Any, fmt: str) -> str:
@@ -75,11 +83,11 @@ def rank_table(rank: pd.DataFrame) -> str:
     costs = ["s per arch (median)", "cost (s)", "unit"]
     header = ["benchmark", "dataset", "estimator", "seed", "n", *(h for _, h, _ in RANK_COLUMNS), *costs]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    order = rank.sort_values(["benchmark", "dataset", "kendall_tau_test"], ascending=[True, True, False])
+    order = rank.sort_values(["benchmark", "dataset", _TAU], ascending=[True, True, False])
     for _, r in order.iterrows():
-        cells = [r["benchmark"], r["dataset"], r["estimator"], str(r["seed"]), str(int(r["n_scored"]))]
-        cells += [_with_interval(r.get(key), r.get(f"{key}_ci95"), fmt) for key, _, fmt in RANK_COLUMNS]
-        cells += [_seconds(r.get("median_cost_per_arch_s")), f"{r['total_cost_s']:,.0f}", str(r["cost_unit"])]
+        cells = [r["benchmark"], r["dataset"], r["estimator"], str(r["seed"]), str(int(r[_N]))]
+        cells += [_with_interval(r.get(name), r.get(f"{name}_ci95"), fmt) for name, _, fmt in RANK_COLUMNS]
+        cells += [_seconds(r.get(_MEDIAN)), f"{r[_TOTAL]:,.0f}", str(r[_UNIT])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -235,14 +243,14 @@ def regret_curves(
             continue
         try:
             records = storage.read_records(folder)
-            clock, reg = plots.incumbent_regret(records, float(s["optimum_test_acc"]))
+            clock, reg = plots.incumbent_regret(records, float(s[_OPTIMUM]))
         except (OSError, ValueError, KeyError) as exc:
             problems.append(f"{folder / storage.RECORDS}: unreadable ({type(exc).__name__}: {exc})")
             continue
         if len(clock):
             label = (labels or {}).get(identity.config_id(s.get("config", {})), "")
             rows.append(
-                {k: s[k] for k in ("benchmark", "dataset", "searcher", "cost_unit")}
+                {k: s[k] for k in ("benchmark", "dataset", "searcher", _UNIT)}
                 | {"estimator": named(s["estimator"], label), "clock": clock, "regret": reg}
             )
     return pd.DataFrame(rows)
@@ -272,8 +280,8 @@ def write_report(results: Path, out: Path) -> tuple[list[Path], list[str], str]:
         table = table.assign(estimator=[named(e, c) for e, c in zip(table["estimator"], table["config"], strict=True)])
     rank = table[table["task"] == "rank"] if len(table) else table
     search = table[table["task"] == "search"] if len(table) else table
-    if len(rank) and "kendall_tau_test" in rank:
-        scored = rank.dropna(subset=["kendall_tau_test"])
+    if len(rank) and _TAU in rank:
+        scored = rank.dropna(subset=[_TAU])
         (out / "rank.md").write_text(rank_table(scored))
         written += [out / "rank.md", *_save(plots.fig1a(scored), out, "fig1a")]
         paired = paired_comparisons(runs, problems, labels)
@@ -282,7 +290,7 @@ def write_report(results: Path, out: Path) -> tuple[list[Path], list[str], str]:
             (out / "paired.md").write_text(paired_table(paired))
             written += [out / "paired.md", out / "paired.csv"]
     if len(search):
-        written += _save(plots.fig1b(search.dropna(subset=["incumbent_test_acc"])), out, "fig1b")
+        written += _save(plots.fig1b(search.dropna(subset=[_ANSWER])), out, "fig1b")
         curves = regret_curves(runs, problems, labels)
         if len(curves):
             written += _save(plots.regret(curves), out, "regret")

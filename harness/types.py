@@ -103,7 +103,9 @@ class RunResult:
 
     Attributes:
         records: the evaluations in order.
-        summary: JSON-ready facts about the run (config, incumbent, its validation and test accuracy, costs, ...).
+        summary: what ``summary.json`` holds (or will): built once by :func:`harness.experiment.run_summary` from
+            the loop's typed record (:mod:`harness.summaries`) and what ran (config, plug-ins, seeds, versions), or
+            read back from a run folder.
     """
 
     records: tuple[EvalRecord, ...]

@@ -84,7 +84,7 @@ def test_hits_charge_the_recorded_cost_and_skip_the_work(toy, tmp_path: Path):
         result = loop.search(
             toy, est, RandomSearch(toy.space, np.random.default_rng(0)), Budget(max_evals=30), toy_context(toy)
         )
-        return [(r.arch, r.score, r.cost_s, r.clock_s) for r in result.records], inner, result.summary["n_cache_hits"]
+        return [(r.arch, r.score, r.cost_s, r.clock_s) for r in result.records], inner, result.summary.n_cache_hits
 
     first, inner1, hits1 = run()
     second, inner2, hits2 = run()

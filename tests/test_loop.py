@@ -43,9 +43,9 @@ def test_failures_are_recorded_and_the_search_goes_on(toy):
     assert failed and all(math.isnan(r.score) for r in failed)
     assert {r.reason.split(":")[0] for r in failed} == {"EstimatorError", "non-finite score nan"}
     assert all(r.cost_s == 0.5 for r in records if r.status == "ok")
-    assert result.summary["n_failed"] == len(failed)
+    assert result.summary.n_failed == len(failed)
     best = max((r for r in records if r.status == "ok"), key=lambda r: r.score)
-    assert result.summary["incumbent"] == best.arch
+    assert result.summary.incumbent == best.arch
 
 
 def test_a_run_of_failures_aborts_with_the_reason(toy):
@@ -65,9 +65,9 @@ def test_clock_and_records_agree(toy):
     )
     costs = np.array([r.cost_s for r in result.records])
     assert np.allclose(np.cumsum(costs), [r.clock_s for r in result.records])
-    assert result.summary["total_cost_s"] == pytest.approx(costs.sum())
+    assert result.summary.total_cost_s == pytest.approx(costs.sum())
     assert [r.step for r in result.records] == list(range(len(costs)))
-    assert result.summary["incumbent_test_acc"] == toy.test_accuracy(toy.space.parse(result.summary["incumbent"]))
+    assert result.summary.incumbent_test_acc == toy.test_accuracy(toy.space.parse(result.summary.incumbent))
 
 
 def test_searcher_recommendation_wins_over_best_seen(toy):
@@ -78,8 +78,8 @@ def test_searcher_recommendation_wins_over_best_seen(toy):
     result = loop.search(
         toy, TableEstimator(), Recommends(toy.space, np.random.default_rng(0)), Budget(max_evals=3), toy_context(toy)
     )
-    assert result.summary["incumbent"] == "ddd"
-    assert result.summary["incumbent_valid_acc"] == toy.query(Arch((3, 3, 3))).valid_acc
+    assert result.summary.incumbent == "ddd"
+    assert result.summary.incumbent_valid_acc == toy.query(Arch((3, 3, 3))).valid_acc
 
 
 def test_cost_budget_needs_recorded_costs(toy):
@@ -98,33 +98,34 @@ def test_rank_reports_correlations_on_distinct_architectures(toy):
     archs, draws = sampling.sample_distinct(toy.space, 40, np.random.default_rng(0))
     assert len(set(archs)) == 40 and draws >= 40
     result = loop.rank(toy, TableEstimator(), archs, toy_context(toy), ci_rng=np.random.default_rng(0))
-    s = result.summary
-    assert s["n_archs"] == s["n_unique"] == s["n_scored"] == 40
-    assert s["kendall_tau_valid"] == pytest.approx(1.0)  # the table estimator *is* the validation accuracy
-    lo, hi = s["kendall_tau_test_ci95"]
-    assert 0.5 < lo <= s["kendall_tau_test"] <= hi <= 1.0
-    assert s["total_cost_s"] == pytest.approx(sum(toy.query(a).train_cost_s for a in archs))
+    s, m = result.summary, result.summary.metrics
+    assert m is not None and s.n_archs == s.n_unique == s.n_scored == 40
+    assert m.kendall_tau_valid == pytest.approx(1.0)  # the table estimator *is* the validation accuracy
+    lo, hi = m.kendall_tau_test_ci95
+    assert 0.5 < lo <= m.kendall_tau_test <= hi <= 1.0
+    assert s.total_cost_s == pytest.approx(sum(toy.query(a).train_cost_s for a in archs))
 
 
 def test_rank_reports_the_top_of_the_sample_with_intervals(toy):
     archs, _ = sampling.sample_distinct(toy.space, 40, np.random.default_rng(0))
-    s = loop.rank(toy, TableEstimator(), archs, toy_context(toy), ci_rng=np.random.default_rng(0)).summary
+    m = loop.rank(toy, TableEstimator(), archs, toy_context(toy), ci_rng=np.random.default_rng(0)).summary.metrics
+    assert m is not None
     # the table estimator is the validation accuracy: the top of the sample by validation is found exactly
-    assert s["top5_precision_valid"] == s["top10_precision_valid"] == 1.0 and s["top1_regret_valid"] == 0.0
-    assert s["ndcg_valid"] == 1.0 and s["ndcg_k"] == 3  # VKDNW's 1,000 of 15,625, as a share of 40
+    assert m.top5_precision_valid == m.top10_precision_valid == 1.0 and m.top1_regret_valid == 0.0
+    assert m.ndcg_valid == 1.0 and m.ndcg_k == 3  # VKDNW's 1,000 of 15,625, as a share of 40
     picked = [toy.test_accuracy(a) for a in sorted(archs, key=lambda a: -toy.query(a).valid_acc)[:3]]
     ideal = sorted((toy.test_accuracy(a) for a in archs), reverse=True)[:3]
     discount = 1 / np.log2([2, 3, 4])
     dcg = sum((2**t - 1) * d for t, d in zip(picked, discount, strict=True))
-    assert s["ndcg_test"] == pytest.approx(dcg / sum((2**t - 1) * d for t, d in zip(ideal, discount, strict=True)))
+    assert m.ndcg_test == pytest.approx(dcg / sum((2**t - 1) * d for t, d in zip(ideal, discount, strict=True)))
     top = max(archs, key=lambda a: toy.query(a).valid_acc)
-    assert s["top1_regret_test"] == pytest.approx(s["sample_best_test_acc"] - toy.test_accuracy(top))
-    assert s["vote_voters"] == 2  # 5% of 40
-    voted = toy.space.parse(s["vote_answer"])
-    assert s["vote_answer_valid_acc"] == toy.query(voted).valid_acc
-    assert s["vote_answer_test_acc"] == toy.test_accuracy(voted)
+    assert m.top1_regret_test == pytest.approx(m.sample_best_test_acc - toy.test_accuracy(top))
+    assert m.vote_voters == 2  # 5% of 40
+    voted = toy.space.parse(m.vote_answer)
+    assert m.vote_answer_valid_acc == toy.query(voted).valid_acc
+    assert m.vote_answer_test_acc == toy.test_accuracy(voted)
     for name in ("kendall_tau_test", "top5_precision_test", "top1_regret_test", "vote_answer_test_acc", "ndcg_test"):
-        lo, hi = s[f"{name}_ci95"]
+        lo, hi = getattr(m, f"{name}_ci95")
         assert lo <= hi and np.isfinite([lo, hi]).all(), name
 
 
@@ -136,7 +137,7 @@ def test_records_carry_the_answer_of_the_search_at_each_step(toy):
     records = result.records
     # before the warm-up ends, the answer is the best-scored evaluation so far; then the vote
     assert [r.answer for r in records[:9]] == [max(records[: i + 1], key=lambda x: x.score).arch for i in range(9)]
-    assert records[-1].answer == result.summary["incumbent"] and result.summary["incumbent_by"] == "searcher"
+    assert records[-1].answer == result.summary.incumbent and result.summary.incumbent_by == "searcher"
     assert all(r.answer_test_acc == toy.test_accuracy(toy.space.parse(r.answer)) for r in records)
 
 
@@ -146,12 +147,12 @@ def test_a_searcher_that_cannot_answer_within_the_budget_says_so(toy, caplog):
     searcher = RMINAS(toy.space, np.random.default_rng(0), n_warmup=20)
     result = loop.search(toy, TableEstimator(), searcher, Budget(max_evals=5), toy_context(toy))
     s = result.summary
-    assert s["incumbent_by"] == "best-scored evaluation" and s["incumbent_note"] == (
+    assert s.incumbent_by == "best-scored evaluation" and s.incumbent_note == (
         "RMINAS gave no answer of its own within the budget (RMI-NAS: its warm-up did not finish, so no threshold "
         "was fixed); the answer is the best-scored evaluation"
     )
     assert "warm-up did not finish" in caplog.text
-    assert s["incumbent"] == max(result.records, key=lambda r: r.score).arch
+    assert s.incumbent == max(result.records, key=lambda r: r.score).arch
 
 
 def test_the_loop_asks_the_searcher_interface_only(toy, caplog):
@@ -171,11 +172,11 @@ def test_the_loop_asks_the_searcher_interface_only(toy, caplog):
     quiet = loop.search(
         toy, TableEstimator(), Undecided(toy.space, np.random.default_rng(0)), Budget(max_evals=3), toy_context(toy)
     ).summary
-    assert quiet["incumbent_by"] == "best-scored evaluation" and "incumbent_note" not in quiet
+    assert quiet.incumbent_by == "best-scored evaluation" and quiet.incumbent_note is None
     said = loop.search(
         toy, TableEstimator(), Explains(toy.space, np.random.default_rng(0)), Budget(max_evals=3), toy_context(toy)
     ).summary
-    assert said["incumbent_note"] == (
+    assert said.incumbent_note == (
         "Explains gave no answer of its own within the budget (it never decides); the answer is the best-scored "
         "evaluation"
     )

@@ -253,8 +253,8 @@ def test_rminas_on_the_closed_set_says_when_its_vote_is_not_a_member(bench):
     searcher = RMINAS(bench.space, np.random.default_rng(0), n_warmup=30, n_positives=5, n_trees=5)
     context = EstimatorContext(bench.space, "nb301", "cifar10", bench.query, np.random.default_rng(0))
     s = loop.search(bench, TableEstimator(), searcher, Budget(max_evals=200), context).summary
-    if s["incumbent"] in {bench.space.format(a) for a in bench.space.enumerate()}:
-        assert s["incumbent_valid_acc"] == s["incumbent_test_acc"]  # no test split: the same number
+    if s.incumbent in {bench.space.format(a) for a in bench.space.enumerate()}:
+        assert s.incumbent_valid_acc == s.incumbent_test_acc  # no test split: the same number
     else:
-        assert s["incumbent_valid_acc"] is None or np.isnan(s["incumbent_valid_acc"])
-        assert "not in nb301's table" in s["incumbent_note"]
+        assert s.incumbent_valid_acc is None or np.isnan(s.incumbent_valid_acc)
+        assert s.incumbent_note is not None and "not in nb301's table" in s.incumbent_note

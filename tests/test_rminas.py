@@ -166,10 +166,10 @@ def test_a_single_class_does_not_crash():
 def test_in_the_loop_the_answer_is_the_vote_after_the_warmup_and_the_best_before():
     bench = ToyBenchmark()
     early = loop.search(bench, TableEstimator(), rminas(TOY, n_warmup=10), Budget(max_evals=5), toy_context(bench))
-    assert early.summary["incumbent_valid_acc"] == max(r.score for r in early.records)
+    assert early.summary.incumbent_valid_acc == max(r.score for r in early.records)
     searcher = rminas(TOY, n_warmup=10, top_k=3)
     late = loop.search(bench, TableEstimator(), searcher, Budget(max_evals=30), toy_context(bench))
-    assert late.summary["incumbent"] == TOY.format(searcher.recommend())
+    assert late.summary.incumbent == TOY.format(searcher.recommend())
 
 
 @pytest.mark.parametrize(

@@ -76,7 +76,7 @@ def test_respects_the_budget_in_the_loop(name, budget):
         assert len(result.records) == 17
     else:
         assert all(c < 200.0 for c in clocks[:-1]) and clocks[-1] >= 200.0  # only the last one crosses
-    assert result.summary["incumbent_valid_acc"] == max(r.score for r in result.records)
+    assert result.summary.incumbent_valid_acc == max(r.score for r in result.records)
 
 
 @pytest.mark.parametrize("name", SEARCHERS)
