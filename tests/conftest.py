@@ -106,10 +106,7 @@ def data_dir() -> Path:
 @pytest.fixture(scope="module")
 def cifar10_images(data_dir: Path) -> Path:
     """The CIFAR-10 JPEG archive live estimators draw their batches from (a test that needs it is skipped without)."""
-    path = data_dir / "cifar10" / "CIFAR-10-images-jpg.tar.gz"
-    if not path.is_file():
-        pytest.skip(f"CIFAR-10 images not found at {path} (set HARNESS_DATA_DIR)")
-    return path
+    return _shared_file(data_dir / "cifar10" / "CIFAR-10-images-jpg.tar.gz", "CIFAR-10 images")
 
 
 @pytest.fixture(scope="module")
@@ -138,9 +135,14 @@ def tableless_context(space: Any = None, *, seed: int = 0, dataset: str = "cifar
 
 @pytest.fixture(scope="session")
 def nb201_csv(data_dir: Path) -> Path:
-    path = data_dir / "nb201" / "nb201.csv"
+    return _shared_file(data_dir / "nb201" / "nb201.csv", "NB201 table")
+
+
+def _shared_file(path: Path, what: str) -> Path:
+    """``path`` in the shared data folder; the test that needs it is skipped without it (CI fails instead:
+    HARNESS_REQUIRE_DATA, :func:`pytest_configure`)."""
     if not path.is_file():
-        pytest.skip(f"NB201 table not found at {path} (set HARNESS_DATA_DIR)")
+        pytest.skip(f"{what} not found at {path} (set HARNESS_DATA_DIR)")
     return path
 
 
