@@ -17,10 +17,11 @@ Where the scores live is the ``score_cache`` setting (:func:`open_cache`):
 
 Modules: :mod:`~harness.cache.keys` (what a score depends on), :mod:`~harness.cache.backends` (the two stores),
 :mod:`~harness.cache.estimator` (an estimator answered from the cache), :mod:`~harness.cache.transfer` (CSV files).
-Scores travel between machines as CSV files::
+Scores travel between machines as CSV files, and across a code change that leaves them (:mod:`~harness.cache.carry`)::
 
     python -m harness.cache export FILE [overrides]   # every score, or only those of e.g. estimator=rmi_paper
     python -m harness.cache import FILE [overrides]   # refused, whole, if a key is not this checkout's
+    python -m harness.cache carry estimator=NAME      # re-key scores that a sample recomputes bit for bit
 """
 
 from harness.cache.backends import (
