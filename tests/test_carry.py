@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from harness.cache import SqliteCache
-from harness.cache.transfer import main, read_scores
+from harness.cache.cli import main
+from harness.cache.transfer import read_scores
 from tests.conftest import compose_cfg
 
 OLD = "0123456789ab"  # the code hash of a version of the estimator's code that is not this checkout's
