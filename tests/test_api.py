@@ -75,6 +75,8 @@ def cli_error(*args: str, tmp_path: Path) -> str:
 def test_the_docs_have_a_python_api_section_with_an_example() -> None:
     assert any(path.name == "api.md" and "# Python API" in path.read_text() for path in DOCS)
     assert any(where.startswith("docs/api.md") for where, _ in examples())
+    readme = (ROOT / "README.md").read_text()  # the front page shows the API at a glance, with a run example
+    assert "\n## Python API\n" in readme and any(where.startswith("README.md") for where, _ in examples())
 
 
 @pytest.mark.parametrize("where,code", examples(), ids=[w for w, _ in examples()])
