@@ -86,3 +86,14 @@ def test_carry_needs_an_estimator_and_a_positive_sample(tmp_path, capsys):
     assert "carry needs the estimator" in capsys.readouterr().err
     assert main(["carry", "estimator=nwot", f"score_cache='{tmp_path / 'c.sqlite'}'", "--verify", "0"]) == 2
     assert "--verify must be >= 1" in capsys.readouterr().err
+
+
+def test_an_export_that_would_hold_only_older_code_writes_nothing(nb201_csv, tmp_path, capsys):
+    """The file a search commits as it goes is not replaced by an empty one after a code change."""
+    db, rows = _scored(tmp_path, n=2)
+    _as_older_code(db, rows)
+    out = tmp_path / "nwot.csv"
+    out.write_text("the committed file\n")
+    assert main(["export", str(out), "estimator=nwot", f"score_cache='{db}'"]) == 2
+    assert "all 2 scores of this estimator were computed by an older code" in capsys.readouterr().err
+    assert out.read_text() == "the committed file\n"

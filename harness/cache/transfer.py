@@ -35,7 +35,8 @@ def export_scores(
     """Write the cache's rows to a CSV file, atomically; returns (rows written, rows left out). ``estimator``: only
     the rows of that key; ``params``: only those of an estimator with these parameters and this checkout's code
     (whatever its torch, device, kernels, threads and data files, :func:`params_of`): scores of an older code are
-    left out, as an import here would refuse them (``carry`` keeps them when the code change left them)."""
+    left out, as an import here would refuse them (``carry`` keeps them when the code change left them); a
+    :class:`ConfigError`, and no file written, when that leaves none."""
     import csv
     import io
 
@@ -50,6 +51,11 @@ def export_scores(
             ).get("code")
         kept = [row for row in rows if code[row[0], row[1]]]
         rows, left_out = kept, len(rows) - len(kept)
+        if left_out and not rows:  # a file of nothing would replace a good one (a committed score file, say)
+            raise ConfigError(
+                f"all {left_out} scores of this estimator were computed by an older code; nothing was written to "
+                f"{path}: `python -m harness.cache carry` them if the change left them, or recompute them"
+            )
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(EXPORT_COLUMNS)
