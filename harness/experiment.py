@@ -279,7 +279,8 @@ def fitted_estimator(config: dict[str, Any], estimator_seed: int) -> Estimator:
 
 def run_seed(job: Job, seed: int, folder: Path, progress: bool) -> Path:
     """Run (or resume) one seed of ``job`` in ``folder`` (:func:`run`): every evaluation is appended to
-    ``records.csv`` as it finishes; ``summary.json`` is written last. ``started.json`` is written with the first
+    ``records.csv`` as it finishes, by :class:`~harness.storage.RecordLog`, its one writer (a resumed run's replay
+    appends nothing); ``summary.json`` is written last. ``started.json`` is written with the first
     evaluation, once the searcher is built and the estimator fitted, so a start that fails leaves nothing that
     stops the corrected command (its empty ``records.csv`` is removed too). The caller holds the folder's lock
     (:func:`run_or_skip`). Returns the folder."""
@@ -300,11 +301,12 @@ def run_seed(job: Job, seed: int, folder: Path, progress: bool) -> Path:
 
     try:
         result = run(job, seed, progress, resume=kept, on_record=on_record, started=started)
+        record_log.end_replay()  # records.csv holds the result's records (the log is its one writer)
     finally:
         record_log.close()
         if not under_way:
             (folder / storage.RECORDS).unlink(missing_ok=True)
-    return storage.write_run(folder, result)
+    return storage.write_summary(folder, result.summary)
 
 
 def run_or_skip(job: Job, seed: int, folder: Path, progress: bool) -> Path:

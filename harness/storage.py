@@ -2,9 +2,9 @@
 
 A run folder is complete when its ``summary.json`` exists: it is written last, atomically. While a run is in
 progress, ``started.json`` holds its config (from its first evaluation on) and every finished evaluation is
-appended to ``records.csv`` and flushed (:class:`RecordLog`), so an interrupted run keeps them and the next one
-resumes from them. While a process runs a folder it holds the folder's lock (:func:`hold_run`), so a second live
-process never writes there.
+appended to ``records.csv`` and flushed (:class:`RecordLog`, its one writer), so an interrupted run keeps them and
+the next one resumes from them. While a process runs a folder it holds the folder's lock (:func:`hold_run`), so a
+second live process never writes there.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import json
 import math
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from harness import paths
 from harness.errors import ConfigError, RunFolderBusy, StateFileError
@@ -44,15 +44,26 @@ def _json_safe(value: Any) -> Any:
 
 
 def write_run(folder: str | os.PathLike[str], result: RunResult) -> Path:
-    """Write ``records.csv`` then ``summary.json`` into ``folder`` (created); returns the folder."""
+    """Write ``result`` into ``folder`` (created): its records through a :class:`RecordLog`, the one writer of
+    ``records.csv``, then :func:`write_summary`; returns the folder."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    rows = [RECORD_COLUMNS, *(record_row(r) for r in result.records)]
-    paths.write_atomic(out / RECORDS, lambda f: f.write(_csv_lines(rows).encode()))
-    text = json.dumps(_json_safe(result.summary), indent=2, sort_keys=True) + "\n"
-    paths.write_atomic(out / SUMMARY, lambda f: f.write(text.encode()))
-    (out / STARTED).unlink(missing_ok=True)
-    return out
+    record_log = RecordLog(out)
+    try:
+        for record in result.records:
+            record_log(record)
+    finally:
+        record_log.close()
+    return write_summary(out, result.summary)
+
+
+def write_summary(folder: Path, summary: dict[str, Any]) -> Path:
+    """Write ``summary.json`` (atomically) into ``folder``, whose ``records.csv`` holds the run's records: the run
+    is complete; its ``started.json`` is removed. Returns the folder."""
+    text = json.dumps(_json_safe(summary), indent=2, sort_keys=True) + "\n"
+    paths.write_atomic(folder / SUMMARY, lambda f: f.write(text.encode()))
+    (folder / STARTED).unlink(missing_ok=True)
+    return folder
 
 
 def record_row(r: EvalRecord) -> tuple[Any, ...]:
@@ -192,27 +203,57 @@ def _record(row: dict[str, str]) -> EvalRecord:
 
 
 class RecordLog:
-    """The ``records.csv`` of a run in progress: starts with the ``kept`` records (steps 0..n-1), then every record
-    of a later step appended and flushed as it comes (``log(record)``), so that a killed process loses no finished
-    evaluation. A record of a step the file holds (a resumed run replaying its kept records) is not written again:
-    a run interrupted any number of times, replay included, holds each step once."""
+    """The one writer of a run's ``records.csv``: every record is appended and flushed as it comes
+    (``log(record)``), one write per row, so a killed process loses no finished evaluation.
 
-    def __init__(self, folder: Path, kept: list[EvalRecord]) -> None:
-        path = folder / RECORDS
-        rows = [RECORD_COLUMNS, *(record_row(r) for r in kept)]
-        paths.write_atomic(path, lambda f: f.write(_csv_lines(rows).encode()))
-        self.held = len(kept)
-        self._handle = open(path, "a", newline="")  # noqa: SIM115 - closed by close()
+    A fresh run (no ``kept`` records) starts the file with its header. A run resumed from ``kept`` records (steps
+    0..n-1, read from the file) replays them first; the file is left as it is until that replay ends
+    (:meth:`end_replay`, called by the last replayed record), then replaced, atomically, by the replayed records
+    if they differ from what it holds: a file cut mid-row by a kill, or one written before the ``answer``
+    columns, which only the replay computes (a file from an older version is migrated once). A replayed record is
+    never appended: a run interrupted any number of times, replay included, holds each step once.
+    """
+
+    def __init__(self, folder: Path, kept: Sequence[EvalRecord] = ()) -> None:
+        self.path = folder / RECORDS
+        self.kept = len(kept)
+        self.held = 0  # steps in the file once the replay ended (then every step is in it)
+        self._replayed: list[EvalRecord] = []
+        self._handle: IO[str] | None = None
+        if not kept:
+            self.end_replay()
 
     def __call__(self, record: EvalRecord) -> None:
+        if record.step < self.kept and self._handle is None:
+            self._replayed.append(record)
+            if len(self._replayed) == self.kept:
+                self.end_replay()
+            return
         if record.step < self.held:
-            return  # replayed: already in the file
+            return  # replayed after end_replay: already in the file
+        self.end_replay()
+        assert self._handle is not None
         self._handle.write(_csv_lines([record_row(record)]))  # one write per row: a signal never splits it
         self._handle.flush()
         self.held = record.step + 1
 
+    def end_replay(self) -> None:
+        """The replay is over (a no-op once it is): the file holds the header and the records replayed so far,
+        written only if it holds anything else, then records are appended. Called by the log itself after the
+        last replayed record, and by a run that ended normally (should it end within its replay, the file holds
+        what the run did, as its result does)."""
+        if self._handle is not None:
+            return
+        text = _csv_lines([RECORD_COLUMNS, *(record_row(r) for r in self._replayed)]).encode()
+        if not self.path.is_file() or self.path.read_bytes() != text:
+            paths.write_atomic(self.path, lambda f: f.write(text))
+        self.held = len(self._replayed)
+        self._handle = open(self.path, "a", newline="")  # noqa: SIM115 - closed by close()
+
     def close(self) -> None:
-        self._handle.close()
+        """Close the file; a run stopped within its replay leaves it as it found it."""
+        if self._handle is not None:
+            self._handle.close()
 
 
 @contextlib.contextmanager

@@ -25,13 +25,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from omegaconf import OmegaConf
 
-from harness import metrics, storage
-from harness.errors import ConfigError
-from harness.interfaces import Benchmark
-from harness.plugins import build
-from harness.types import Arch
+import harness
+from harness import Arch, Benchmark, ConfigError, metrics, storage
 from searchers.rminas import RMINAS
 
 #: positives nearest to a voted cell that failed verification, who vote again (``verify_near``)
@@ -129,27 +125,31 @@ RULES: dict[str, tuple[bool, Callable[[Search], Arch]]] = {
 }
 
 
+def _plugin(group: str, node: dict[str, Any]) -> harness.Plugin:
+    """The plug-in a run's summary records under ``config[group]`` (its name and parameters), as the API names it."""
+    params = {k: v for k, v in node.items() if k not in ("name", "_target_")}
+    return {"benchmark": harness.benchmark, "estimator": harness.estimator, "searcher": harness.searcher}[group](
+        node["name"], **params
+    )
+
+
 def replay(folder: Path, summary: dict[str, Any], bench: Benchmark, evaluate: bool) -> Search:
     """The end state of the RMI-NAS search recorded in ``folder`` (``summary``: its summary.json)."""
     config = summary["config"]
     if config["searcher"].get("_target_") != "searchers.rminas.RMINAS":
         raise ConfigError(f"{folder} is not an RMI-NAS search (searcher {config['searcher'].get('name')!r})")
-    _, make = build(OmegaConf.create(config["searcher"]))
-    searcher: RMINAS = make(bench.space, np.random.default_rng(0))  # rng unused: tell() draws nothing
-    records = storage.read_records(folder)
-    ok = records.loc[records.status == "ok", ["arch", "score"]]
+    # the run's own searcher and parameters (its rng unused: tell() draws nothing)
+    searcher: RMINAS = _plugin("searcher", config["searcher"]).make(bench.space, np.random.default_rng(0))
+    records = harness.load(folder).records
+    ok = pd.DataFrame([(r.arch, r.score) for r in records if r.status == "ok"], columns=["arch", "score"])
     for arch, value in ok.itertuples(index=False):
         searcher.tell(bench.space.parse(arch), float(value))
     if searcher.threshold is None or not searcher.positives:
         raise ConfigError(f"{folder}: the search ended before its warm-up did; no rule can answer")
-    told = {bench.space.parse(a): float(v) for a, v in ok.groupby("arch", sort=False)["score"].mean().items()}
+    told = {bench.space.parse(str(a)): float(v) for a, v in ok.groupby("arch", sort=False)["score"].mean().items()}
 
     def score(archs: list[Arch], repeats: int) -> list[float]:
-        import harness
-
-        est = dict(config["estimator"]) | ({"repeats": repeats} if repeats > 1 else {})
-        name = est.pop("name")
-        estimator = harness.estimator(name, **{k: v for k, v in est.items() if k != "_target_"})
+        estimator = _plugin("estimator", config["estimator"] | ({"repeats": repeats} if repeats > 1 else {}))
         seed, threads = int(summary["estimator_seed"]), int(summary["threads"])
         # one rank run per architecture: a rank sample refuses two isomorphic cells, a verification may not
         runs = [harness.rank(bench.name, estimator, [bench.space.format(a)], seed=seed, threads=threads) for a in archs]
@@ -177,7 +177,7 @@ def compare(results: Path, evaluate: bool = True) -> pd.DataFrame:
         node = summary["config"]["benchmark"]
         key = repr(sorted(node.items()))
         if key not in benches:
-            benches[key] = build(OmegaConf.create(node))[1]().load()
+            benches[key] = _plugin("benchmark", node).make()
         bench = benches[key]
         search = replay(folder, summary, bench, evaluate)
         for rule, (needs_evals, answer) in RULES.items():

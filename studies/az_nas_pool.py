@@ -27,9 +27,8 @@ import pandas as pd
 import torch
 
 from estimators.az_nas import AZNAS, COMPONENTS, aggregate
-from harness import metrics, sampling, seeding
+from harness import EstimatorContext, metrics, sampling, seeding
 from harness.benchmarks import NB201
-from harness.interfaces import EstimatorContext
 
 
 def compute(out: Path, n_archs: int, pool: int, seed: int, sample_seed: int) -> None:

@@ -26,13 +26,17 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from estimators.rmi import RMI, TRAJECTORY_COLUMNS
-from harness import paths
+from harness import ConfigError, Estimate, paths
+
+# Below the public API, from the modules a rank run itself uses: harness.rank scores each architecture once per
+# config, this study trains it once and reads every shorter run from the trajectory. So it takes the CLI's override
+# strings (the API takes keywords), builds the plug-ins from the config they compose (the benchmark's data_dir and
+# cache_dir resolved against them), draws the rank sample, fits the estimator in a rank run's context and threads,
+# and fills the score cache under the keys and slots of configs it never ran.
 from harness.cache import cache_slot, open_cache, score_key
 from harness.config import compose
-from harness.errors import ConfigError
 from harness.plugins import build, estimator_context, set_torch_threads
 from harness.sampling import rank_sample, split_of
-from harness.types import Estimate
 
 HEADER = ("index", "arch", "split", "step", *TRAJECTORY_COLUMNS)
 

@@ -186,3 +186,53 @@ def test_a_long_module_says_why_at_its_top() -> None:
             if text.count("\n") > MAX_LINES and "lines for a reason" not in (ast.get_docstring(ast.parse(text)) or ""):
                 unexplained.append(f"{path.relative_to(ROOT)} ({text.count(chr(10))} lines)")
     assert unexplained == []
+
+
+#: the harness modules below the public API that a study imports, each with why (the public API: ``harness`` and
+#: what it exports, :data:`harness.__all__`). A study's own method (``estimators.*``, ``searchers.*``) is not
+#: harness and is not listed.
+STUDIES_BELOW_THE_API = {
+    ("studies.answer_rules", "harness.metrics"): "metrics.vote is RMI-NAS's vote, the answer rule it studies",
+    ("studies.answer_rules", "harness.storage"): "storage.load_runs finds every finished run under a folder, "
+    "skipping unreadable and repeated ones; the API loads one folder (harness.load)",
+    ("studies.rmi_trajectories", "harness.config"): "it takes the CLI's override strings; the API takes keywords",
+    ("studies.rmi_trajectories", "harness.plugins"): "plug-ins built from the composed config (the benchmark's "
+    "data_dir resolved against the overrides), the estimator fitted in a rank run's context and threads",
+    ("studies.rmi_trajectories", "harness.sampling"): "the rank sample, drawn as a rank run draws it, each member's "
+    "select/report half",
+    ("studies.rmi_trajectories", "harness.cache"): "it fills the score cache for configs it never ran (one "
+    "trajectory answers every shorter run): their keys and slots",
+    ("studies.rmi_trajectories", "harness.paths"): "write_atomic, for the CSV it resumes",
+    ("studies.az_nas_pool", "harness.benchmarks"): "NB201 loaded by class; harness.benchmark('nb201').make() would "
+    "do, not moved (no test runs this study)",
+    ("studies.az_nas_pool", "harness.metrics"): "tau, rho and bootstrap intervals: the report's statistics",
+    ("studies.az_nas_pool", "harness.sampling"): "the rank sample, drawn by hand to vary AZ-NAS's reference pool",
+    ("studies.az_nas_pool", "harness.seeding"): "named random streams, so its draws are a rank run's",
+    ("studies.rmi_analysis", "harness.benchmarks"): "NB201 loaded by class; harness.benchmark('nb201').make() would "
+    "do, not moved (no test runs this study)",
+    ("studies.rmi_analysis", "harness.metrics"): "tau, bootstrap and paired-bootstrap intervals",
+    ("studies.rmi_analysis", "harness.seeding"): "named random streams for its bootstraps",
+    ("studies.rmi_analysis", "harness.storage"): "load_runs and read_records: every rank run under a folder",
+    ("studies.rmi_variants", "harness.benchmarks"): "NB201 loaded by class; harness.benchmark('nb201').make() would "
+    "do, not moved (no test runs this study)",
+    ("studies.rmi_variants", "harness.metrics"): "tau and its bootstrap interval",
+    ("studies.rmi_variants", "harness.seeding"): "named random streams for its bootstraps",
+    ("studies.vkdnw_agg", "harness.metrics"): "tau, rho, nDCG and their bootstraps: the report's statistics",
+    ("studies.vkdnw_agg", "harness.seeding"): "named random streams for its bootstraps",
+    ("studies.vkdnw_agg", "harness.storage"): "load_runs and read_records: every rank run under a folder",
+    ("studies.vkdnw_agg", "harness.types"): "OK, the status of a successful record, which harness does not export",
+}
+
+
+def test_studies_use_the_public_api(graph: dict[str, set[str]]) -> None:
+    """``studies/`` imports ``harness`` (its public API), and below it only :data:`STUDIES_BELOW_THE_API`, each for
+    the reason given there; a listed import no study makes any more is an error too, so the list stays true."""
+    below = {
+        (module, other)
+        for module, imported in graph.items()
+        if _under(module, ("studies",))
+        for other in imported
+        if _under(other, ("harness",)) and other != "harness"
+    }
+    assert below == set(STUDIES_BELOW_THE_API)
+    assert all(STUDIES_BELOW_THE_API.values())

@@ -3,6 +3,7 @@ signals end a run with one line; unreadable state files are named and do not blo
 
 from __future__ import annotations
 
+import csv
 import signal
 import sqlite3
 import subprocess
@@ -61,6 +62,33 @@ def test_an_interrupted_run_resumes_exactly(nb201_csv, tmp_path, monkeypatch, ov
     for key in ("incumbent", "incumbent_test_acc", "n_evals", "total_cost_s", "kendall_tau_test"):
         assert a.get(key) == b.get(key), key
     assert not (folder / storage.STARTED).exists()
+
+
+def test_a_file_from_before_the_answer_columns_is_migrated_once_its_replay_ends(nb201_csv, tmp_path, monkeypatch):
+    """records.csv has one writer (RecordLog): the answer columns of kept records, which only the replay computes,
+    are written by it when the replay ends; stopped within the replay, the file is left as it was."""
+    overrides = ["searcher=rea", "budget=evals100"]
+    whole = run_job(compose_cfg(overrides, tmp_path / "whole"), tmp_path / "whole" / "run")[0]
+    cut = tmp_path / "cut" / "run"
+
+    def stop_after(n: int) -> None:
+        with monkeypatch.context() as m:
+            interrupt_after(n, m)  # counts replayed records too
+            with pytest.raises(Interrupt):
+                run_job(compose_cfg(overrides, tmp_path / "cut"), cut)
+
+    stop_after(30)
+    path = cut / storage.RECORDS
+    old = "".join(",".join(row[:10]) + "\n" for row in csv.reader(path.open()))  # as written before answers
+    path.write_text(old)
+    stop_after(10)  # within the replay of 30: nothing written
+    assert path.read_text() == old
+    stop_after(40)  # after it: the 30 replayed rows with their answers, then 10 new ones
+    expected = reproducible_part(whole / storage.RECORDS).splitlines()[:41]
+    assert reproducible_part(path).splitlines() == expected
+    (folder,) = run_job(compose_cfg(overrides, tmp_path / "cut"), cut)
+    assert reproducible_part(folder / storage.RECORDS) == reproducible_part(whole / storage.RECORDS)
+    assert storage.read_summary(folder)["n_resumed"] == 40
 
 
 def test_a_resumed_run_of_another_config_is_refused(nb201_csv, tmp_path, monkeypatch):
