@@ -133,7 +133,7 @@ def start_run(folder: Path, config: dict[str, Any], score_key: str = "") -> tupl
         )
         raise ConfigError(
             f"{folder} holds an unfinished run whose scores were computed otherwise ({differ}); resume it as it "
-            "started (e.g. the same threads= on the same kind of machine), or delete that folder to start afresh"
+            "started (same threads=, machine), or delete the folder (after a code change, `harness.cache carry` first)"
         )
     return read_partial_records(folder / RECORDS), previous.get("started_utc")
 
