@@ -17,7 +17,7 @@ from torch import nn
 
 from harness import paths, seeding
 from harness.errors import ConfigError
-from harness.networks import NUM_CLASSES
+from harness.networks import NUM_CLASSES, skip_unread
 from harness.networks.nb201 import AvgPool3x3, InferCell, NB201Config, NB201Network, build_nb201
 from harness.networks.nbmacro import NBMacroConfig, NBMacroNetwork, build_nbmacro
 from harness.networks.supernet import NB201Supernet, NBMacroSupernet, Supernet, build_supernet
@@ -118,11 +118,15 @@ def every_node(cell: InferCell, x: torch.Tensor) -> torch.Tensor:
     return nodes[3]
 
 
-def outputs_and_gradients(ops: tuple[int, ...], x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor | None]:
+def outputs_and_gradients(
+    ops: tuple[int, ...], x: torch.Tensor, y: torch.Tensor, skip: bool = False
+) -> list[torch.Tensor | None]:
     """Stage features, logits, every parameter's gradient (None where unused) and a second-order gradient (GraSP's
-    Hessian-gradient product) of a seeded NB201 network in training mode."""
+    Hessian-gradient product) of a seeded NB201 network in training mode (``skip``: with :func:`skip_unread`)."""
     torch.manual_seed(0)
     net = build_nb201(ops, C=4, N=2).train()
+    if skip:
+        skip_unread(net)
     feats, logits = net.forward_stages(x)
     weights = [p for p in net.parameters() if p.dim() == 4]  # convolutions
     loss = F.cross_entropy(logits, y) + sum(f.square().mean() for f in feats)
@@ -160,13 +164,33 @@ def test_nb201_skipped_work_changes_no_bit(ops: tuple[int, ...], monkeypatch: py
     computes the same outputs, gradients and second-order gradients as computing every node, bit for bit."""
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(6, 3, 16, 16, generator=g), torch.randint(0, 10, (6,), generator=g)
-    ours = outputs_and_gradients(ops, x, y)
+    ours = outputs_and_gradients(ops, x, y, skip=True)
     monkeypatch.setattr(InferCell, "forward", every_node)
     reference = outputs_and_gradients(ops, x, y)
     assert len(ours) == len(reference)
     for a, b in zip(ours, reference, strict=True):
         assert (a is None) == (b is None)
         assert a is None or b is None or torch.equal(a, b)
+
+
+def test_nb201_cells_compute_every_node_unless_told_so_a_hook_sees_every_module() -> None:
+    """The zero-cost proxies hook every ReLU: a cell skips what its output never reads only after skip_unread."""
+    dead = _parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|none~2|")
+    fired: list[str] = []
+
+    def run(net: nn.Module) -> int:
+        fired.clear()
+        handles = [
+            m.register_forward_hook(lambda *_: fired.append("relu")) for m in net.modules() if isinstance(m, nn.ReLU)
+        ]
+        net(torch.randn(2, 3, 8, 8))
+        for handle in handles:
+            handle.remove()
+        return len(fired)
+
+    net = build_nb201(dead, C=4, N=1)
+    every = run(net)
+    assert run(skip_unread(net)) == every - 3  # dead node 2: its conv edge 2<-0 in each of the 3 cells (N=1)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

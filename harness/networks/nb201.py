@@ -164,11 +164,14 @@ class AvgPool3x3(nn.AvgPool2d):
 
 
 class InferCell(nn.Module):
-    """One NB201 cell with fixed ops. Computed: only what reaches the output node. Not computed: ``none`` edges, the
+    """One NB201 cell with fixed ops; ``none`` edges are not computed.
+
+    With ``skip_unread`` set (:func:`harness.networks.skip_unread`), neither is what the output never reads: the
     nodes no path of non-``none`` edges leads from to node 3 (their modules are built all the same, so a seeded
     initialisation is that of the whole cell), and the ``skip_connect`` and ``avg_pool_3x3`` edges out of a node
     that is zero because every edge into it is ``none`` (or such an edge), whose output is zero. The result, and
-    its gradients, are bit for bit those of computing every node (tests/test_networks.py).
+    its gradients, are bit for bit those of computing every node (tests/test_networks.py); a hook on a skipped
+    module does not fire, so it is off by default (the zero-cost proxies hook every ReLU).
 
     Args:
         ops: 6 validated op indices. channels: cell width (input = output).
@@ -193,6 +196,7 @@ class InferCell(nn.Module):
         # per node, the edges computed: none for a node the output does not read; else those whose input is not a
         # zero node, or whose op is parametric (its BatchNorm's shift makes the output of a zero input non-zero)
         zero = [False] * 4
+        self.skip_unread = False
         self.compute: list[list[tuple[int, int]]] = [[] for _ in range(4)]
         for k in range(1, 4):
             kept = [(i, j) for i, j in self.plan[k] if not (zero[j] and _keeps_zero(self.edges[i]))]
@@ -202,8 +206,9 @@ class InferCell(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         nodes: list[Tensor | None] = [x]  # None: a zero node
+        plan = self.compute if self.skip_unread else self.plan
         for k in range(1, 4):
-            terms = [self.edges[i](_value(nodes[j], x)) for i, j in self.compute[k]]
+            terms = [self.edges[i](_value(nodes[j], x)) for i, j in plan[k]]
             nodes.append(sum(terms[1:], terms[0]) if terms else None)
         # all inputs `none` (or zero): NB201's Zero ops sum to zeros of the input's shape
         return _value(nodes[3], x)
