@@ -32,7 +32,7 @@ from harness.errors import ConfigError, StateFileError
 from harness.interfaces import Benchmark, Estimator, EstimatorContext
 from harness.lookahead import Lookahead
 from harness.plugins import build, estimator_context, plain, resolve_device, resolve_workers, set_torch_threads
-from harness.summaries import LoopResult, RankSummary, SearchSummary, as_dict
+from harness.summaries import LoopResult, RankSummary, RunInfo, SearchSummary, Where, run_dict
 from harness.types import Arch, EvalRecord, Observation, RunResult
 
 TASKS = ("search", "rank")
@@ -197,42 +197,39 @@ def run_task(
 def run_summary(
     job: Job,
     seed: int,
-    estimator: Estimator,
     result: LoopResult[SearchSummary] | LoopResult[RankSummary],
     n_resumed: int,
     started: str,
 ) -> dict[str, Any]:
-    """The ``summary.json`` of a finished run of ``seed``: what ran (task, plug-ins, seeds, budget, versions), its
-    defining config (``config``: no machine-local path in it), that config's id and label
-    (:mod:`harness.identity`), what the loop reported (``result.summary``, cache hits and lookahead included, as
-    :func:`harness.summaries.as_dict` writes it), the draws of a rank sample, the threads of a live estimator, how
-    many evaluations were resumed, when the run first started, and where its data and caches were on the machine
-    that finished it (``where``)."""
+    """The ``summary.json`` of a finished run of ``seed`` (:func:`harness.summaries.run_dict`): what ran, a
+    :class:`~harness.summaries.RunInfo` (task, plug-ins, seeds, budget, versions, the defining config with its id
+    and label from :mod:`harness.identity`, the draws of a rank sample, the threads of a live estimator, how many
+    evaluations were resumed, when the run first started, and where its data and caches were on the machine that
+    finished it), beside what the loop reported (``result.summary``, cache hits and lookahead included)."""
     cfg = job.cfg
     config = seed_config(job, seed)
-    return {
-        "task": cfg.task,
-        "experiment": cfg.experiment_name,
-        "benchmark": job.benchmark_name,
-        "dataset": job.benchmark.dataset,
-        "searcher": job.searcher_name,
-        "estimator": job.estimator_name,
-        "seed": seed,
-        "estimator_seed": estimator_seed(cfg, seed),
-        "budget": job.config["budget"] if job.budget else None,
-        # false on a benchmark whose "test" accuracy repeats the validation number (NB301's surrogate sample)
-        "test_split": job.benchmark.has_test_split,
-        **as_dict(result.summary),
-        **({"n_draws": job.draws} if isinstance(result.summary, RankSummary) else {}),
-        **({"threads": job.threads} if job.threads is not None else {}),
-        "n_resumed": n_resumed,
-        "started_utc": started,
-        "versions": _versions(),
-        "config_id": identity.config_id(config),
-        "config_label": identity.label(config),
-        "config": identity.defining(config),
-        "where": {"data_dir": str(paths.data_dir(cfg.data_dir)), "cache_dir": str(paths.cache_dir(cfg.cache_dir))},
-    }
+    info = RunInfo(
+        task=cfg.task,
+        experiment=cfg.experiment_name,
+        benchmark=job.benchmark_name,
+        dataset=job.benchmark.dataset,
+        searcher=job.searcher_name,
+        estimator=job.estimator_name,
+        seed=seed,
+        estimator_seed=estimator_seed(cfg, seed),
+        budget=job.config["budget"] if job.budget else None,
+        test_split=job.benchmark.has_test_split,
+        n_resumed=n_resumed,
+        started_utc=started,
+        versions=_versions(),
+        config_id=identity.config_id(config),
+        config_label=identity.label(config),
+        config=identity.defining(config),
+        where=Where(data_dir=str(paths.data_dir(cfg.data_dir)), cache_dir=str(paths.cache_dir(cfg.cache_dir))),
+        n_draws=job.draws if isinstance(result.summary, RankSummary) else None,
+        threads=job.threads,
+    )
+    return run_dict(info, result.summary)
 
 
 def run(
@@ -263,7 +260,7 @@ def run(
     ahead = Lookahead(fitted_estimator, worker_config(job), rng_seed) if job.workers == 2 else None
     with ahead or contextlib.nullcontext():
         result = run_task(job, seed, estimator, context, {**common, "lookahead": ahead})
-    return RunResult(result.records, run_summary(job, seed, estimator, result, len(resume), started))
+    return RunResult(result.records, run_summary(job, seed, result, len(resume), started))
 
 
 def worker_config(job: Job) -> dict[str, Any]:

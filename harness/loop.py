@@ -91,38 +91,24 @@ class _Evaluator:
             reason = f"{type(exc).__name__}: {exc}".replace("\n", " ")
         wall = time.perf_counter() - t0
         self.clock.charge(cost)
-        if reason:
-            self.failures_in_a_row += 1
-            record = EvalRecord(
-                step,
-                self.format(arch),
-                math.nan,
-                cost,
-                self.clock.elapsed_s,
-                wall,
-                device,
-                FAILED,
-                reason,
-                self.test_accuracy(arch),
-            )
-            if self.failures_in_a_row >= self.max_failures:
-                raise RunAborted(
-                    f"{self.failures_in_a_row} evaluations in a row failed; the last one on {record.arch}: {reason}"
-                )
-            return record
-        self.failures_in_a_row = 0
-        return EvalRecord(
-            step,
-            self.format(arch),
-            float(score),
-            cost,
-            self.clock.elapsed_s,
-            wall,
-            device,
-            OK,
-            "",
-            self.test_accuracy(arch),
+        record = EvalRecord(
+            step=step,
+            arch=self.format(arch),
+            score=math.nan if reason else float(score),
+            cost_s=cost,
+            clock_s=self.clock.elapsed_s,
+            wall_s=wall,
+            device=device,
+            status=FAILED if reason else OK,
+            reason=reason,
+            test_acc=self.test_accuracy(arch),
         )
+        self.failures_in_a_row = self.failures_in_a_row + 1 if reason else 0
+        if reason and self.failures_in_a_row >= self.max_failures:
+            raise RunAborted(
+                f"{self.failures_in_a_row} evaluations in a row failed; the last one on {record.arch}: {reason}"
+            )
+        return record
 
     def _replayed(self, step: int, arch: Arch) -> EvalRecord:
         """The evaluation an interrupted run of the same config recorded at ``step`` (it asked the same

@@ -24,7 +24,7 @@ from typing import Any
 
 from harness import paths
 from harness.errors import ConfigError, RunFolderBusy, StateFileError
-from harness.summaries import RankSummary, SearchSummary, summary_key
+from harness.summaries import RankSummary, RunInfo, SearchSummary, summary_key
 from harness.types import RECORD_COLUMNS, EvalRecord, RunResult
 
 RECORDS = "records.csv"
@@ -305,19 +305,17 @@ def find_runs(root: str | os.PathLike[str]) -> Iterator[Path]:
         yield path.parent
 
 
-#: keys every summary.json has (what ran, from :func:`harness.experiment.run_summary`, then the loop's cost, a
+#: keys every summary.json has (what ran, fields of :class:`~harness.summaries.RunInfo`, then the loop's cost, a
 #: field of both summary records), and the extra ones of each task
 _REQUIRED = (
-    "task",
-    "experiment",
-    "benchmark",
-    "dataset",
-    "estimator",
-    "seed",
+    *(summary_key(k, RunInfo) for k in ("task", "experiment", "benchmark", "dataset", "estimator", "seed")),
     *(summary_key(k, SearchSummary, RankSummary) for k in ("total_cost_s", "cost_unit")),
 )
 _REQUIRED_BY_TASK = {
-    "search": ("searcher", *(summary_key(k, SearchSummary) for k in ("incumbent_test_acc", "optimum_test_acc"))),
+    "search": (
+        summary_key("searcher", RunInfo),
+        *(summary_key(k, SearchSummary) for k in ("incumbent_test_acc", "optimum_test_acc")),
+    ),
     "rank": (summary_key("n_archs", RankSummary),),
 }
 

@@ -1,13 +1,15 @@
-"""What the loop reports about a run: typed, frozen records, one for a search and one for a rank run.
+"""What a run's ``summary.json`` holds: typed, frozen records, one for a search and one for a rank run, and one for
+what ran.
 
 :func:`harness.loop.search` and :func:`harness.loop.rank` build one record each, once, at the end of the run;
-:func:`harness.experiment.run_summary` writes it into ``summary.json`` with :func:`as_dict` (``dataclasses.asdict``,
-the rank metrics flattened to their ``name`` and ``name_ci95`` keys) next to its own keys (task, plug-ins, seeds,
-config, versions). A field marked :func:`_optional` is left out of the dict when it is ``None``, as the loop left
-such keys out before the records existed (``n_cache_hits`` of a table estimator, ``incumbent_note`` of a search
-that gave its own answer), so a ``summary.json`` holds the same keys and values as one written before them. The
-readers (:mod:`harness.storage`, :mod:`harness.report`, :mod:`harness.aggregate`, :mod:`harness.plots`) name the
-keys they need through :func:`summary_key`, so a renamed field fails at import, not in a report.
+:func:`harness.experiment.run_summary` builds a :class:`RunInfo` (task, plug-ins, seeds, config, versions) and
+writes both into ``summary.json`` with :func:`run_dict`: :func:`as_dict` of each (``dataclasses.asdict``, the rank
+metrics flattened to their ``name`` and ``name_ci95`` keys), side by side, no key in both. A field marked
+:func:`_optional` is left out of the dict when it is ``None``, as the harness left such keys out before the records
+existed (``n_cache_hits`` of a table estimator, ``incumbent_note`` of a search that gave its own answer, ``threads``
+of a table estimator), so a ``summary.json`` holds the same keys and values as one written before them. The readers
+(:mod:`harness.storage`, :mod:`harness.report`, :mod:`harness.aggregate`, :mod:`harness.plots`) name the keys they
+need through :func:`summary_key`, so a renamed field fails at import, not in a report.
 """
 
 from __future__ import annotations
@@ -145,6 +147,56 @@ class RankSummary:
     lookahead: dict[str, int] | None = _optional()
 
 
+@dataclass(frozen=True, slots=True)
+class Where:
+    """Where a run's data and caches were on the machine that finished it (machine-local paths)."""
+
+    data_dir: str
+    cache_dir: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """What ran, beside what the loop reports (:func:`harness.experiment.run_summary` builds it).
+
+    Attributes:
+        task: ``"search"`` or ``"rank"``.
+        experiment: the experiment's name (``experiment_name``).
+        benchmark, dataset, searcher, estimator: the plug-ins' names (``searcher`` is ``None`` in a rank run).
+        seed: the run's seed; estimator_seed: the estimator's (:func:`harness.experiment.estimator_seed`).
+        budget: the search's budget as configured, ``None`` in a rank run.
+        test_split: false on a benchmark whose "test" accuracy repeats the validation number (NB301's surrogate
+            sample; :attr:`~harness.interfaces.Benchmark.has_test_split`).
+        n_resumed: evaluations replayed from an interrupted run.
+        started_utc: when the run first started (ISO 8601, seconds).
+        versions: Python's and the packages' versions.
+        config_id, config_label, config: the defining config (:mod:`harness.identity`), its id and label.
+        where: :class:`Where`.
+        n_draws: the draws a rank sample took (rank runs only; absent otherwise).
+        threads: the torch threads of a live estimator (absent for a table estimator).
+    """
+
+    task: str
+    experiment: str
+    benchmark: str
+    dataset: str
+    searcher: str | None
+    estimator: str
+    seed: int
+    estimator_seed: int
+    budget: dict[str, Any] | None
+    test_split: bool
+    n_resumed: int
+    started_utc: str
+    versions: dict[str, str]
+    config_id: str
+    config_label: str
+    config: dict[str, Any]
+    where: Where
+    n_draws: int | None = _optional()
+    threads: int | None = _optional()
+
+
 Summary = SearchSummary | RankSummary
 S = TypeVar("S", SearchSummary, RankSummary)
 
@@ -166,7 +218,7 @@ def _lists(value: Any) -> Any:
     return value
 
 
-def as_dict(summary: Summary) -> dict[str, Any]:
+def as_dict(summary: Summary | RunInfo) -> dict[str, Any]:
     """The keys and values ``summary.json`` holds for ``summary``: ``dataclasses.asdict``, the rank metrics
     flattened into it (absent when there are none), the :func:`_optional` fields left out while ``None``."""
     values = dataclasses.asdict(summary)
@@ -178,6 +230,15 @@ def as_dict(summary: Summary) -> dict[str, Any]:
         elif value is not None or not f.metadata.get(_OMIT):
             out[f.name] = value
     return out
+
+
+def run_dict(info: RunInfo, summary: Summary) -> dict[str, Any]:
+    """What ``summary.json`` holds for a run: :func:`as_dict` of what ran and of what the loop reported."""
+    ran, reported = as_dict(info), as_dict(summary)
+    both = ran.keys() & reported.keys()
+    if both:
+        raise ValueError(f"RunInfo and {type(summary).__name__} both have {sorted(both)}")
+    return ran | reported
 
 
 def _names(*records: type[Any]) -> frozenset[str]:

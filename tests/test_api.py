@@ -75,6 +75,11 @@ def cli_error(*args: str, tmp_path: Path) -> str:
 def test_the_docs_have_a_python_api_section_with_an_example() -> None:
     assert any(path.name == "api.md" and "# Python API" in path.read_text() for path in DOCS)
     assert any(where.startswith("docs/api.md") for where, _ in examples())
+    readme = (ROOT / "README.md").read_text()  # the front page shows the API at a glance, with a run example
+    assert "\n## Python API\n" in readme
+    # issue 23: it ranks with a live estimator and searches with a searcher class the example itself defines
+    [code] = [code for where, code in examples() if where.startswith("README.md")]
+    assert "harness.rank(" in code and "(Searcher):" in code and "harness.search(" in code
 
 
 @pytest.mark.parametrize("where,code", examples(), ids=[w for w, _ in examples()])

@@ -159,11 +159,11 @@ def test_exported_scores_import_into_either_backend(new_url, tmp_path):
     for i in range(20):
         source.put(*ROWS, f"a{i}", i % 3, Estimate(i / 7, i + 0.5, "cpu"))
     source.put('{"estimator":"other"}', "b", "*", "a0", 0, Estimate(-1.0, 0.0, "cuda"))
-    assert export_scores(source, tmp_path / "all.csv") == 21
-    assert export_scores(source, tmp_path / "k.csv", ROWS[0]) == 20
+    assert export_scores(source, tmp_path / "all.csv") == (21, 0)
+    assert export_scores(source, tmp_path / "k.csv", ROWS[0]) == (20, 0)
     assert target.put_rows(read_scores(tmp_path / "all.csv")) == 21
     assert sorted(target.rows()) == sorted(source.rows())  # every digit of every float
-    assert export_scores(target, tmp_path / "back.csv") == 21
+    assert export_scores(target, tmp_path / "back.csv") == (21, 0)
     back = _open(new_url())  # and back into the backend under test
     assert back.put_rows(read_scores(tmp_path / "back.csv")) == 21
     assert back.put_rows(read_scores(tmp_path / "k.csv")) == 0  # nothing duplicated

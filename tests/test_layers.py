@@ -171,3 +171,18 @@ def test_the_python_api_is_on_top(graph: dict[str, set[str]]) -> None:
     ``__init__`` (which re-exports it) imports it."""
     assert {m for m, imported in graph.items() if "harness.api" in imported} == {"harness"}
     assert "harness.experiment" in graph["harness.api"]
+
+
+#: the most lines a module of the project's code has without saying, at its top, why it needs more
+MAX_LINES = 400
+
+
+def test_a_long_module_says_why_at_its_top() -> None:
+    """A module over :data:`MAX_LINES` lines gives its reason in its docstring ("Over N lines for a reason: ...")."""
+    unexplained = []
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            text = path.read_text()
+            if text.count("\n") > MAX_LINES and "lines for a reason" not in (ast.get_docstring(ast.parse(text)) or ""):
+                unexplained.append(f"{path.relative_to(ROOT)} ({text.count(chr(10))} lines)")
+    assert unexplained == []

@@ -173,7 +173,7 @@ def test_each_report_and_aggregate_line_runs(line, results_cwd, monkeypatch, cap
 def test_the_cache_lines_run_on_an_empty_cache(tmp_path):
     env = {"HARNESS_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
     lines = readme_lines(("python -m harness.cache",))
-    assert [shlex.split(line)[3] for line in lines] == ["export", "import"]
+    assert [shlex.split(line)[3] for line in lines] == ["export", "import", "carry"]
     for line in lines:
         proc = subprocess.run(
             [sys.executable, *shlex.split(line)[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env

@@ -12,7 +12,8 @@ import pytest
 
 from harness import paths
 from harness.cache import SqliteCache
-from harness.cache.transfer import main, read_scores
+from harness.cache.cli import main
+from harness.cache.transfer import read_scores
 from tests.conftest import compose_cfg
 
 COMMITTED = paths.PROJECT_ROOT / "results" / "scores" / "rmi_paper.csv"

@@ -12,7 +12,17 @@ import pytest
 from estimators.table import TableEstimator
 from harness import aggregate, loop, plots, report, sampling, storage
 from harness.budget import Budget, CostUnit, cost_unit
-from harness.summaries import RankMetrics, RankSummary, SearchSummary, as_dict, interval_key, summary_key
+from harness.summaries import (
+    RankMetrics,
+    RankSummary,
+    RunInfo,
+    SearchSummary,
+    Where,
+    as_dict,
+    interval_key,
+    run_dict,
+    summary_key,
+)
 from searchers.random_search import RandomSearch
 from tests.conftest import toy_context
 
@@ -78,5 +88,44 @@ def test_readers_name_fields_of_the_records():
     loop_keys = {f.name for r in (SearchSummary, RankSummary, RankMetrics) for f in dataclasses.fields(r)}
     required = {*storage._REQUIRED, *(k for keys in storage._REQUIRED_BY_TASK.values() for k in keys)}
     assert required & loop_keys == {"total_cost_s", "cost_unit", "incumbent_test_acc", "optimum_test_acc", "n_archs"}
+    assert required <= loop_keys | {f.name for f in dataclasses.fields(RunInfo)}
     assert {k for k, _, _ in report.RANK_COLUMNS} <= loop_keys
     assert set(aggregate.HEADLINE.values()) <= loop_keys
+
+
+def _info(**changes):
+    info = RunInfo(
+        task="search",
+        experiment="default",
+        benchmark="toy",
+        dataset="cifar10",
+        searcher="rs",
+        estimator="full_train",
+        seed=0,
+        estimator_seed=0,
+        budget={"max_evals": 5, "max_cost_s": None},
+        test_split=True,
+        n_resumed=0,
+        started_utc="2026-01-01T00:00:00+00:00",
+        versions={"python": "3.11"},
+        config_id="0123abcd",
+        config_label="max_evals=5",
+        config={"task": "search"},
+        where=Where(data_dir="/d", cache_dir="/c"),
+    )
+    return dataclasses.replace(info, **changes)
+
+
+def test_run_info_writes_what_ran_beside_the_loop_summary(toy):
+    searcher = RandomSearch(toy.space, np.random.default_rng(0))
+    s = loop.search(toy, TableEstimator(), searcher, Budget(max_evals=5), toy_context(toy)).summary
+    d = run_dict(_info(), s)
+    assert d["where"] == {"data_dir": "/d", "cache_dir": "/c"} and d["budget"]["max_evals"] == 5
+    # a search has no rank draws, a table estimator no threads: those keys are absent, as before the record
+    assert "n_draws" not in d and "threads" not in d
+    assert run_dict(_info(n_draws=20, threads=1), s)["n_draws"] == 20
+    assert set(d) == set(as_dict(_info())) | set(as_dict(s))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        _info().seed = 1  # type: ignore[misc]
+    loop_keys = {f.name for r in (SearchSummary, RankSummary, RankMetrics) for f in dataclasses.fields(r)}
+    assert not {f.name for f in dataclasses.fields(RunInfo)} & loop_keys  # run_dict refuses a key in both

@@ -16,11 +16,13 @@ Where the scores live is the ``score_cache`` setting (:func:`open_cache`):
   ``pip install .[postgres]``), which the workers of a cluster share over the network.
 
 Modules: :mod:`~harness.cache.keys` (what a score depends on), :mod:`~harness.cache.backends` (the two stores),
-:mod:`~harness.cache.estimator` (an estimator answered from the cache), :mod:`~harness.cache.transfer` (CSV files).
-Scores travel between machines as CSV files::
+:mod:`~harness.cache.estimator` (an estimator answered from the cache), :mod:`~harness.cache.transfer` (CSV files),
+:mod:`~harness.cache.carry` (a code change that leaves the scores), :mod:`~harness.cache.cli` (the commands).
+Scores travel between machines as CSV files, and across a code change that leaves them (:mod:`~harness.cache.carry`)::
 
     python -m harness.cache export FILE [overrides]   # every score, or only those of e.g. estimator=rmi_paper
     python -m harness.cache import FILE [overrides]   # refused, whole, if a key is not this checkout's
+    python -m harness.cache carry estimator=NAME      # re-key scores that a sample recomputes bit for bit
 """
 
 from harness.cache.backends import (
@@ -31,9 +33,10 @@ from harness.cache.backends import (
     network_filesystem,
     open_cache,
 )
+from harness.cache.cli import main
 from harness.cache.estimator import CachedEstimator, cache_slot
 from harness.cache.keys import code_hash, estimator_key, file_hash, score_key
-from harness.cache.transfer import check_key, export_scores, main, read_scores
+from harness.cache.transfer import check_key, export_scores, read_scores
 
 __all__ = [
     "EXPORT_COLUMNS",

@@ -1,5 +1,5 @@
-"""``python -m harness.cache export|import FILE [overrides]``."""
+"""``python -m harness.cache export|import FILE [overrides]``, ``carry [overrides]``."""
 
-from harness.cache.transfer import main
+from harness.cache.cli import main
 
 raise SystemExit(main())

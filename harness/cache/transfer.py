@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from harness import paths
-from harness.cache.backends import EXPORT_COLUMNS, ScoreCache, open_cache
+from harness.cache.backends import EXPORT_COLUMNS, ScoreCache
 from harness.cache.keys import estimator_key
 from harness.errors import ConfigError
 from harness.plugins import DEVICE, build, plain
@@ -24,24 +25,44 @@ def params_of(key: str) -> dict[str, Any]:
 
 
 def export_scores(
-    cache: ScoreCache, path: Path, estimator: str | None = None, *, params: dict[str, Any] | None = None
-) -> int:
-    """Write the cache's rows to a CSV file, atomically; returns the number of rows. ``estimator``: only the rows of
-    that key; ``params``: only those of an estimator with these parameters, whatever its code, torch, device,
-    kernels, threads and data files (:func:`params_of`)."""
+    cache: ScoreCache,
+    path: Path,
+    estimator: str | None = None,
+    *,
+    params: dict[str, Any] | None = None,
+    data_dir: str | None = None,
+) -> tuple[int, int]:
+    """Write the cache's rows to a CSV file, atomically; returns (rows written, rows left out). ``estimator``: only
+    the rows of that key; ``params``: only those of an estimator with these parameters and this checkout's code
+    (whatever its torch, device, kernels, threads and data files, :func:`params_of`): scores of an older code are
+    left out, as an import here would refuse them (``carry`` keeps them when the code change left them); a
+    :class:`ConfigError`, and no file written, when that leaves none."""
     import csv
     import io
 
     rows = cache.rows(estimator)
+    left_out = 0
     if params is not None:
         rows = [row for row in rows if params_of(row[0]) == params]
+        code = {}
+        for key, benchmark in {(row[0], row[1]) for row in rows}:
+            code[key, benchmark] = json.loads(key).get("code") == json.loads(
+                checkout_key(key, benchmark, data_dir)[0]
+            ).get("code")
+        kept = [row for row in rows if code[row[0], row[1]]]
+        rows, left_out = kept, len(rows) - len(kept)
+        if left_out and not rows:  # a file of nothing would replace a good one (a committed score file, say)
+            raise ConfigError(
+                f"all {left_out} scores of this estimator were computed by an older code; nothing was written to "
+                f"{path}: `python -m harness.cache carry` them if the change left them, or recompute them"
+            )
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(EXPORT_COLUMNS)
     writer.writerows((*row[:5], repr(row[5]), repr(row[6]), row[7], repr(row[8])) for row in rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     paths.write_atomic(path, lambda f: f.write(text.getvalue().encode()))
-    return len(rows)
+    return len(rows), left_out
 
 
 def read_scores(path: Path) -> list[tuple[Any, ...]]:
@@ -112,10 +133,11 @@ def known_estimator(params: dict[str, Any]) -> Any:
     )
 
 
-def check_key(key: str, benchmark: str, data_dir: str | None) -> None:
-    """Raise :class:`~harness.errors.ConfigError` unless ``key`` is the key this checkout computes for an estimator
-    it knows by name (:func:`known_estimator`) on ``benchmark``: the same parameters, code, torch and data files.
-    The file's key is data: it is parsed and compared, never instantiated."""
+def checkout_key(key: str, benchmark: str, data_dir: str | None) -> tuple[str, Callable[..., Any], Callable[..., Any]]:
+    """The key this checkout computes for the estimator, device and threads of stored key ``key`` on ``benchmark``
+    (an estimator it knows by name, :func:`known_estimator`), with factories of that estimator and benchmark. A
+    :class:`~harness.errors.ConfigError` for a key that names an unknown estimator, an object to build or an unknown
+    device, or an unknown benchmark. The stored key is data: it is parsed and compared, never instantiated."""
     from harness.config import compose
 
     stored = json.loads(key)
@@ -138,26 +160,39 @@ def check_key(key: str, benchmark: str, data_dir: str | None) -> None:
             f"scores of an unknown benchmark {benchmark!r} ({type(exc).__name__}): nothing imported"
         ) from exc
     _, make_estimator = build(node)
-    mine = json.loads(
-        estimator_key(
-            params,
-            make_estimator(),
-            space=make_benchmark().space,
-            device=device,
-            data_dir=data_dir,
-            threads=stored["threads"] if isinstance(stored.get("threads"), int) else None,
-        )
+    mine = estimator_key(
+        params,
+        make_estimator(),
+        space=make_benchmark().space,
+        device=device,
+        data_dir=data_dir,
+        threads=stored["threads"] if isinstance(stored.get("threads"), int) else None,
     )
-    differ = sorted(k for k in mine.keys() | stored.keys() if mine.get(k) != stored.get(k))
+    return mine, make_estimator, make_benchmark
+
+
+def differences(key: str, mine: str) -> list[str]:
+    """The parts in which stored key ``key`` and this checkout's ``mine`` differ (``code``, ``torch``, ...)."""
+    a, b = json.loads(key), json.loads(mine)
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+
+
+def check_key(key: str, benchmark: str, data_dir: str | None) -> None:
+    """Raise :class:`~harness.errors.ConfigError` unless ``key`` is the key this checkout computes for an estimator
+    it knows by name (:func:`known_estimator`) on ``benchmark``: the same parameters, code, torch and data files."""
+    mine, _, _ = checkout_key(key, benchmark, data_dir)
+    differ = differences(key, mine)
     if differ:
-        detail = "; ".join(f"{k}: file {stored.get(k)!r}, this checkout {mine.get(k)!r}" for k in differ)
+        stored, ours = json.loads(key), json.loads(mine)
+        detail = "; ".join(f"{k}: file {stored.get(k)!r}, this checkout {ours.get(k)!r}" for k in differ)
         raise ConfigError(
-            f"scores of {params.get('_target_')} were computed with another version of what they depend on ({detail}); "
-            "they would never be used here: recompute them, or import them in the checkout that wrote them"
+            f"scores of {stored.get('_target_')} were computed with another version of what they depend on "
+            f"({detail}); they would never be used here: recompute them, or import them in the checkout that wrote "
+            "them (a change of code that leaves every score as it was: `python -m harness.cache carry`)"
         )
 
 
-def refuse_conflicts(path: Path, rows: list[tuple[Any, ...]], stored: dict[tuple[Any, ...], float]) -> None:
+def refuse_conflicts(path: Path | str, rows: list[tuple[Any, ...]], stored: dict[tuple[Any, ...], float]) -> None:
     """Raise a :class:`~harness.errors.DataFileError` if ``rows`` of score file ``path`` give two scores for one
     slot (key, benchmark, dataset, arch, seed), among themselves or against the ``stored`` scores. Scores equal up
     to float32 rounding (the last bits that a thread count can change) do not conflict."""
@@ -182,56 +217,3 @@ def import_scores(cache: ScoreCache, path: Path, rows: list[tuple[Any, ...]]) ->
     with a stored score (:func:`refuse_conflicts`: nothing imported); returns how many were new."""
     refuse_conflicts(path, rows, {tuple(r[:5]): r[5] for key in {r[0] for r in rows} for r in cache.rows(key)})
     return cache.put_rows(rows)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m harness.cache export|import FILE [overrides]``. An import reads and checks the whole file before
-    it opens the cache, so a file that is refused leaves no database behind."""
-    import argparse
-    import sys
-
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    from harness.config import compose
-    from harness.errors import HarnessError
-
-    parser = argparse.ArgumentParser(
-        prog="python -m harness.cache", description="Move live estimators' scores between machines."
-    )
-    parser.add_argument("command", choices=("export", "import"))
-    parser.add_argument("file", type=Path, help="the CSV score file")
-    parser.add_argument(
-        "overrides", nargs="*", help="harness overrides: cache_dir=..., estimator=NAME (export: only its scores)"
-    )
-    args = parser.parse_args(argv)
-    try:
-        cfg = compose(args.overrides)
-        if args.command == "export":
-            cache = open_cache(cfg.score_cache, cfg.cache_dir)
-            if cache is None:
-                raise ConfigError("score_cache=off: name the score cache to export from")
-            params = None
-            if any(o.startswith("estimator") for o in args.overrides):
-                params = {k: v for k, v in plain(cfg.estimator).items() if k != "name"}
-            n = export_scores(cache, args.file, params=params)
-            print(f"exported {n} scores to {args.file}")
-            return 0
-        if cfg.score_cache == "off":
-            raise ConfigError("score_cache=off: name the score cache to import into")
-        rows = read_scores(args.file)
-        for key, benchmark in sorted({(r[0], r[1]) for r in rows}):
-            check_key(key, benchmark, cfg.data_dir)
-        refuse_conflicts(args.file, rows, {})
-        cache = open_cache(cfg.score_cache, cfg.cache_dir)
-        assert cache is not None
-        new = import_scores(cache, args.file, rows)
-        print(f"imported {new} new scores ({len(rows) - new} already present) from {args.file} into {cache.where}")
-        return 0
-    except HarnessError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (HydraException, OmegaConfBaseException) as exc:  # an unknown estimator or key in the overrides
-        detail = " ".join(str(exc).split()).split(" Config search path:")[0]
-        print(f"error: {detail}", file=sys.stderr)
-        return 2
