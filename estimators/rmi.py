@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import collections
 import functools
+import inspect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -152,7 +153,8 @@ class RMI(Estimator):
         self.readout = readout
         self.repeats = repeats
 
-    def _check(self, context: EstimatorContext) -> None:
+    def _check(self, context: EstimatorContext) -> Any:
+        """Raise a ConfigError for settings that cannot work on ``context``'s space; return a network of it."""
         from harness.teachers import TEACHERS
 
         problems = []
@@ -173,8 +175,6 @@ class RMI(Estimator):
             problems.append(f"beta must be in [0, 1], got {self.beta}")
         if (self.channels is not None and self.channels < 1) or (self.cells is not None and self.cells < 1):
             problems.append(f"channels and cells must be >= 1 or null, got {self.channels}, {self.cells}")
-        if self.cells is not None and context.space.name != "nb201":
-            problems.append(f"cells applies to nb201's cells per stage, not to {context.space.name}")
         if len(self.stage_weights) != 3:
             problems.append(f"stage_weights needs one weight per stage (3), got {list(self.stage_weights)}")
         if not self.size_prior >= 0.0:
@@ -182,16 +182,29 @@ class RMI(Estimator):
         for name, valid in (("teacher_bn", TEACHER_BN), ("last_feature", LAST_FEATURES), ("readout", READOUTS)):
             if getattr(self, name) not in valid:
                 problems.append(f"{name}={getattr(self, name)!r} is not one of {', '.join(valid)}")
-        if self.last_feature == "lastact" and context.space.name != "nb201":
-            problems.append(f"last_feature=lastact needs NB201's final BN + ReLU; {context.space.name} has none")
         if problems:
             raise ConfigError("estimator rmi: " + "; ".join(problems))
+        # what the space's network can do: build one (channels and cells it cannot take are its ConfigError)
+        from harness.networks import build_network
+
+        probe = build_network(
+            context.space.name,
+            context.space.sample(seeding.rng(0, "rmi-probe")).ops,
+            channels=self.channels,
+            cells=self.cells,
+        )
+        if self.last_feature == "lastact" and "final_act" not in inspect.signature(probe.forward_stages).parameters:
+            raise ConfigError(
+                f"estimator rmi: last_feature=lastact needs a network with a final BN + ReLU (NB201's); "
+                f"{context.space.name}'s has none: use last_feature=cell"
+            )
+        return probe
 
     def fit(self, context: EstimatorContext) -> float:
         """Load the teacher and the images, choose each run's batch, compute the teacher's stage Gram matrices once."""
         from harness.teachers import load_teacher
 
-        self._check(context)
+        probe = self._check(context)
         # the one-time JPEG decode of a fresh machine is not this estimator's cost: load before the clock starts
         data = cifar10.load_split(
             "train", cifar10.Cifar10Config(data_dir=context.data_dir, cache_dir=context.cache_dir)
@@ -202,7 +215,7 @@ class RMI(Estimator):
         if self.teacher_bn == "batch":
             teacher.train()  # parameters stay frozen; BN normalises with the batch's statistics
         self.batches = [self._batch(teacher, data) for _ in range(self.repeats)]  # the first is repeats=1's
-        self._check_stages(len(self.batches[0].teacher))
+        self._check_stages(probe, len(self.batches[0].teacher))
         return elapsed()
 
     def _batch(self, teacher: CifarResNet, data: cifar10.Cifar10Split) -> _Batch:
@@ -226,18 +239,14 @@ class RMI(Estimator):
 
         return [cifar10.jpeg_archive_path(data_dir), teacher_path(self.teacher, data_dir)]
 
-    def _check_stages(self, n_teacher: int) -> None:
+    def _check_stages(self, probe: Any, n_teacher: int) -> None:
         """CKA compares Gram matrices, so any widths and resolutions fit, but each candidate stage needs a
         teacher stage: fail now, not once per candidate."""
         import torch
 
-        from harness.networks import build_network
-
         ctx = self.context
-        arch = ctx.space.sample(np.random.default_rng(0))
-        probe = build_network(ctx.space.name, arch.ops, channels=self.channels, cells=self.cells).eval()
         with torch.no_grad():
-            n_candidate = len(probe.forward_stages(self.batches[0].x[:2].cpu())[0])
+            n_candidate = len(probe.eval().forward_stages(self.batches[0].x[:2].cpu())[0])
         if n_candidate != n_teacher:
             raise ConfigError(
                 f"estimator rmi: teacher {self.teacher!r} has {n_teacher} stages, {ctx.space.name} networks "
@@ -266,14 +275,14 @@ class RMI(Estimator):
         import torch
         import torch.nn.functional as F
 
-        from harness.networks import build_network
+        from harness.networks import build_network, skip_unread
 
         ctx = self.context
         batch = self.batches[run]
         name = ("init:" if run == 0 else f"init{run}:") + ctx.space.format(arch)
         seeding.seed_torch(seeding.rng(ctx.seed, name))
         net = build_network(ctx.space.name, arch.ops, channels=self.channels, cells=self.cells)  # CIFAR-10 head
-        net = net.to(ctx.device).train()
+        net = skip_unread(net).to(ctx.device).train()  # the loss reads the stages and the logits only
         opt = torch.optim.SGD(net.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
         forward = net.forward_stages
         if self.last_feature == "lastact":

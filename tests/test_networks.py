@@ -12,12 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from harness import paths, seeding
 from harness.errors import ConfigError
-from harness.networks import NUM_CLASSES
-from harness.networks.nb201 import NB201Config, NB201Network, build_nb201
+from harness.networks import NUM_CLASSES, skip_unread
+from harness.networks.nb201 import AvgPool3x3, InferCell, NB201Config, NB201Network, build_nb201
 from harness.networks.nbmacro import NBMacroConfig, NBMacroNetwork, build_nbmacro
 from harness.networks.supernet import NB201Supernet, NBMacroSupernet, Supernet, build_supernet
 from harness.spaces import MacroSpace, NB201Space
@@ -101,6 +102,106 @@ def test_nb201_none_nodes_finite(ops: list[int], train: bool) -> None:
 def test_nb201_none_edges_not_built() -> None:
     cell = build_nb201([3, 0, 0, 1, 0, 2]).stages[0][0]  # type: ignore[index]
     assert len(cell.edges) == 3  # only the 3 non-`none` edges become modules
+
+
+def every_node(cell: InferCell, x: torch.Tensor) -> torch.Tensor:
+    """``InferCell.forward`` as written before it skipped work: every node, torch's own ``avg_pool2d``."""
+    nodes = [x]
+    for k in range(1, 4):
+        terms = [
+            F.avg_pool2d(nodes[j], 3, 1, 1, count_include_pad=False)
+            if isinstance(cell.edges[i], AvgPool3x3)
+            else cell.edges[i](nodes[j])
+            for i, j in cell.plan[k]
+        ]
+        nodes.append(sum(terms[1:], terms[0]) if terms else torch.zeros_like(x))
+    return nodes[3]
+
+
+def outputs_and_gradients(
+    ops: tuple[int, ...], x: torch.Tensor, y: torch.Tensor, skip: bool = False
+) -> list[torch.Tensor | None]:
+    """Stage features, logits, every parameter's gradient (None where unused) and a second-order gradient (GraSP's
+    Hessian-gradient product) of a seeded NB201 network in training mode (``skip``: with :func:`skip_unread`)."""
+    torch.manual_seed(0)
+    net = build_nb201(ops, C=4, N=2).train()
+    if skip:
+        skip_unread(net)
+    feats, logits = net.forward_stages(x)
+    weights = [p for p in net.parameters() if p.dim() == 4]  # convolutions
+    loss = F.cross_entropy(logits, y) + sum(f.square().mean() for f in feats)
+    grads = torch.autograd.grad(loss, [*net.parameters()], create_graph=True, allow_unused=True)
+    used = [g for g, p in zip(grads, net.parameters(), strict=True) if g is not None and p.dim() == 4]
+    second: list[torch.Tensor | None] = []
+    if used and any(g.requires_grad for g in used):
+        z = sum((g * g.detach()).sum() for g in used if g.requires_grad)
+        second = list(torch.autograd.grad(z, weights, allow_unused=True))
+    return [*feats, logits, *grads, *second]
+
+
+# dead nodes (3<-2 none: node 2 is not read; 3<-1 and 2<-1 none: node 1), zero nodes (every edge in `none`) read by
+# skips, pools and convolutions, a zero output node, and a seeded sample of the rest
+NB201_SKIP_CASES = [
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|none~2|",
+    "|avg_pool_3x3~0|+|nor_conv_1x1~0|none~1|+|nor_conv_3x3~0|none~1|none~2|",
+    "|none~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|avg_pool_3x3~1|skip_connect~2|",
+    "|none~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|none~0|nor_conv_1x1~1|skip_connect~2|",
+    "|none~0|+|none~0|nor_conv_1x1~1|+|none~0|skip_connect~1|avg_pool_3x3~2|",
+    "|none~0|+|none~0|avg_pool_3x3~1|+|none~0|none~1|nor_conv_3x3~2|",
+    "|none~0|+|none~0|none~1|+|skip_connect~0|avg_pool_3x3~1|nor_conv_3x3~2|",
+    "|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+]
+
+
+@pytest.mark.parametrize(
+    "ops",
+    [_parse(a) for a in NB201_SKIP_CASES]
+    + [NB201Space().sample(rng).ops for rng in [np.random.default_rng(7)] for _ in range(24)],
+    ids=str,
+)
+def test_nb201_skipped_work_changes_no_bit(ops: tuple[int, ...], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cell that leaves out dead nodes and the skips and pools of zero nodes, and pools by shifted additions,
+    computes the same outputs, gradients and second-order gradients as computing every node, bit for bit."""
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(6, 3, 16, 16, generator=g), torch.randint(0, 10, (6,), generator=g)
+    ours = outputs_and_gradients(ops, x, y, skip=True)
+    monkeypatch.setattr(InferCell, "forward", every_node)
+    reference = outputs_and_gradients(ops, x, y)
+    assert len(ours) == len(reference)
+    for a, b in zip(ours, reference, strict=True):
+        assert (a is None) == (b is None)
+        assert a is None or b is None or torch.equal(a, b)
+
+
+def test_nb201_cells_compute_every_node_unless_told_so_a_hook_sees_every_module() -> None:
+    """The zero-cost proxies hook every ReLU: a cell skips what its output never reads only after skip_unread."""
+    dead = _parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|none~2|")
+    fired: list[str] = []
+
+    def run(net: nn.Module) -> int:
+        fired.clear()
+        handles = [
+            m.register_forward_hook(lambda *_: fired.append("relu")) for m in net.modules() if isinstance(m, nn.ReLU)
+        ]
+        net(torch.randn(2, 3, 8, 8))
+        for handle in handles:
+            handle.remove()
+        return len(fired)
+
+    net = build_nb201(dead, C=4, N=1)
+    every = run(net)
+    assert run(skip_unread(net)) == every - 3  # dead node 2: its conv edge 2<-0 in each of the 3 cells (N=1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(2, 3, 32, 32), (1, 2, 5, 7), (1, 1, 1, 1), (2, 1, 2, 3)])
+def test_avg_pool_3x3_is_torchs(shape: tuple[int, ...], dtype: torch.dtype) -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, generator=g, dtype=dtype, requires_grad=True)
+    up = torch.randn(shape, generator=g, dtype=dtype)
+    ours, theirs = AvgPool3x3()(x), F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+    assert torch.equal(ours, theirs)
+    assert torch.equal(*(torch.autograd.grad(out, x, up)[0] for out in (ours, theirs)))
 
 
 # ------------------------------------------------------------------------------------ parameter counts

@@ -277,7 +277,7 @@ def test_lastact_compares_the_last_stage_after_the_final_bn_relu(bench):
     np.testing.assert_array_equal(a[0, 1:3], b[0, 1:3])  # first step: stages 1 and 2 are the same tensors
     assert a[0, 3] != b[0, 3]
     macro = RMI(**TINY, last_feature="lastact")
-    with pytest.raises(ConfigError, match="last_feature=lastact needs NB201"):
+    with pytest.raises(ConfigError, match="last_feature=lastact needs a network with a final BN"):
         from harness.spaces.nbmacro import MacroSpace
 
         macro.fit(EstimatorContext(MacroSpace(), "nbmacro", "cifar10", bench.query, np.random.default_rng(0)))

@@ -14,10 +14,13 @@ A cell has 4 nodes; node k = sum over j < k of op(edge k<-j)(node j); the output
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from harness.networks.checks import check_ops
@@ -109,11 +112,66 @@ def make_op(op: int, channels: int) -> nn.Module | None:
         return ReLUConvBN(channels, channels, 1, 1, 0)
     if name == "nor_conv_3x3":
         return ReLUConvBN(channels, channels, 3, 1, 1)
-    return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    return AvgPool3x3()
+
+
+def _window_sum(x: Tensor) -> Tensor:
+    """Sum of each 3x3 window of ``x`` (zero padding 1), added in the row-major order of the window, the order in
+    which torch's CPU ``avg_pool2d`` accumulates a window and its backward an input's outputs."""
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (1, 1, 1, 1))
+    total = padded[..., 0:h, 0:w] + padded[..., 0:h, 1 : w + 1]
+    for i, j in ((0, 2), (1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2)):
+        total += padded[..., i : i + h, j : j + w]
+    return total
+
+
+@functools.cache
+def _window_sizes(h: int, w: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """Positions of each 3x3 window (padding 1) inside an ``h`` x ``w`` image: 4, 6 or 9 (exact small integers)."""
+    ones = torch.ones(1, 1, h, w, dtype=dtype, device=device)
+    return F.avg_pool2d(ones, 3, stride=1, padding=1, count_include_pad=True) * 9
+
+
+class _AvgPool3x3Function(torch.autograd.Function):
+    """``avg_pool2d(x, 3, 1, 1, count_include_pad=False)`` and its gradient as 9 shifted whole-tensor additions:
+    bit for bit torch's CPU kernel (which adds window by window, per element; about 3x slower at NB201's sizes)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:
+        sizes = _window_sizes(x.shape[-2], x.shape[-1], x.dtype, x.device)
+        ctx.save_for_backward(sizes)
+        return _window_sum(x) / sizes
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        (sizes,) = ctx.saved_tensors
+        return _window_sum(grad / sizes)  # input (i, j) gets the outputs of its window in row-major order
+
+
+class AvgPool3x3(nn.AvgPool2d):
+    """NB201's ``avg_pool_3x3`` (stride 1, padding 1, padding not counted); on the CPU computed by
+    :class:`_AvgPool3x3Function`, with the same result, elsewhere by ``nn.AvgPool2d``."""
+
+    def __init__(self) -> None:
+        super().__init__(3, stride=1, padding=1, count_include_pad=False)
+
+    def forward(self, input: Tensor) -> Tensor:
+        if input.device.type != "cpu" or input.dim() != 4:
+            return super().forward(input)
+        out: Tensor = _AvgPool3x3Function.apply(input)  # type: ignore[no-untyped-call]  # torch leaves apply unannotated
+        return out
 
 
 class InferCell(nn.Module):
     """One NB201 cell with fixed ops; ``none`` edges are not computed.
+
+    With ``skip_unread`` set (:func:`harness.networks.skip_unread`), neither is what the output never reads: the
+    nodes no path of non-``none`` edges leads from to node 3 (their modules are built all the same, so a seeded
+    initialisation is that of the whole cell), and the ``skip_connect`` and ``avg_pool_3x3`` edges out of a node
+    that is zero because every edge into it is ``none`` (or such an edge), whose output is zero. The result, and
+    its gradients, are bit for bit those of computing every node (tests/test_networks.py); a hook on a skipped
+    module does not fire, so it is off by default (the zero-cost proxies hook every ReLU).
 
     Args:
         ops: 6 validated op indices. channels: cell width (input = output).
@@ -124,21 +182,46 @@ class InferCell(nn.Module):
         self.ops = tuple(ops)
         edges = [make_op(op, channels) for op in self.ops]
         self.edges = nn.ModuleList([e for e in edges if e is not None])
-        # per node k = 1..3: list of (position in self.edges, source node)
+        # per node k = 1..3: list of (position in self.edges, source node) of its non-`none` edges
         self.plan: list[list[tuple[int, int]]] = [[] for _ in range(4)]
         pos = 0
         for (to, frm), edge in zip(NB201_EDGES, edges, strict=True):
             if edge is not None:
                 self.plan[to].append((pos, frm))
                 pos += 1
+        # the nodes the output reads, through non-`none` edges (node 3 itself, and node 0, the input, always)
+        live = [True, False, False, True]
+        for k in (2, 1):
+            live[k] = any(live[to] and frm == k for to in range(k + 1, 4) for _, frm in self.plan[to])
+        # per node, the edges computed: none for a node the output does not read; else those whose input is not a
+        # zero node, or whose op is parametric (its BatchNorm's shift makes the output of a zero input non-zero)
+        zero = [False] * 4
+        self.skip_unread = False
+        self.compute: list[list[tuple[int, int]]] = [[] for _ in range(4)]
+        for k in range(1, 4):
+            kept = [(i, j) for i, j in self.plan[k] if not (zero[j] and _keeps_zero(self.edges[i]))]
+            zero[k] = not kept
+            if live[k]:
+                self.compute[k] = kept
 
     def forward(self, x: Tensor) -> Tensor:
-        nodes = [x]
+        nodes: list[Tensor | None] = [x]  # None: a zero node
+        plan = self.compute if self.skip_unread else self.plan
         for k in range(1, 4):
-            terms: list[Tensor] = [self.edges[i](nodes[j]) for i, j in self.plan[k]]
-            # all inputs `none`: NB201's Zero ops sum to zeros of the input's shape
-            nodes.append(sum(terms[1:], terms[0]) if terms else torch.zeros_like(x))
-        return nodes[3]
+            terms = [self.edges[i](_value(nodes[j], x)) for i, j in plan[k]]
+            nodes.append(sum(terms[1:], terms[0]) if terms else None)
+        # all inputs `none` (or zero): NB201's Zero ops sum to zeros of the input's shape
+        return _value(nodes[3], x)
+
+
+def _keeps_zero(module: nn.Module) -> bool:
+    """An edge module whose output is zero when its input is (``skip_connect``, ``avg_pool_3x3``)."""
+    return isinstance(module, nn.Identity | nn.AvgPool2d)
+
+
+def _value(node: Tensor | None, x: Tensor) -> Tensor:
+    """A node's tensor; None (a zero node) as zeros of the input's shape."""
+    return torch.zeros_like(x) if node is None else node
 
 
 def add_skeleton(net: nn.Module, config: NB201Config, stage: Callable[[int], nn.Module]) -> None:
