@@ -51,7 +51,10 @@ _KEYS = {"config_hash", "epoch", "train_seconds", "supernet", "optimizer", "sche
 
 def augment(images: Tensor, generator: torch.Generator) -> Tensor:
     """Standard CIFAR augmentation of uint8 images: random 32x32 crop of the zero-padded (4 px) image, then a
-    horizontal flip with probability 1/2; returns uint8 (B, 3, 32, 32).
+    horizontal flip with probability 1/2; returns uint8 (B, 3, 32, 32). The on-device twin of
+    :func:`harness.cifar10.batches.flip_and_crop`, kept apart on purpose: a supernet augments every step on its
+    device from a torch generator, RMI draws its one batch from the estimator's numpy generator, and its stored
+    scores (days of CPU for rmi_paper) are those draws: one pipeline would recompute them all.
 
     Args:
         images: uint8 (B, 3, 32, 32) on any device.
