@@ -75,7 +75,7 @@ def test_an_export_writes_only_this_checkouts_code_so_the_file_imports_anywhere_
     out = tmp_path / "nwot.csv"
     assert main(["export", str(out), "estimator=nwot", f"score_cache='{db}'"]) == 0
     said = capsys.readouterr().out
-    assert "exported 4 scores" in said and "(4 under older code keys left out" in said, said
+    assert "exported 4 scores" in said and "(4 under older code keys left out)" in said, said
     written = read_scores(out)
     assert len(written) == 4 and all(row[0] != old for row in written)
     assert main(["import", str(out), f"score_cache='{tmp_path / 'there.sqlite'}'"]) == 0

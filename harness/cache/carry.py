@@ -22,9 +22,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from omegaconf import DictConfig
 
+from harness import seeding
 from harness.cache.backends import ScoreCache
 from harness.cache.transfer import checkout_key, differences, params_of, refuse_conflicts
 from harness.errors import ConfigError
@@ -97,7 +97,7 @@ def carry_scores(cache: ScoreCache, cfg: DictConfig, verify: int = 5, seed: int 
             why = f"it differs in {', '.join(d for d in differ if d != 'code')} too: recompute them on that machine"
             done.append(Carried(benchmark, old, new, len(rows), 0, (), why))
             continue
-        picked = sorted(np.random.default_rng(seed).choice(len(rows), min(verify, len(rows)), replace=False))
+        picked = sorted(seeding.rng(seed, "carry").choice(len(rows), min(verify, len(rows)), replace=False))
         sample = [rows[i] for i in picked]
         checked = tuple(
             (row[3], float(row[5]), score)

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             if any(o.startswith("estimator") for o in args.overrides):
                 params = {k: v for k, v in plain(cfg.estimator).items() if k != "name"}
             n, left_out = export_scores(cache, args.file, params=params, data_dir=cfg.data_dir)
-            older = f" ({left_out} under older code keys left out: `carry` keeps those a change left)" if left_out else ""
+            older = f" ({left_out} under older code keys left out)" if left_out else ""
             print(f"exported {n} scores to {args.file}{older}")
         else:
             if not any(o.startswith("estimator=") for o in args.overrides):
