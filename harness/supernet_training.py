@@ -75,14 +75,12 @@ def augment(images: Tensor, generator: torch.Generator) -> Tensor:
 
 
 def to_input(images: Tensor) -> Tensor:
-    """uint8 (B, 3, H, W) -> float32 normalised with :data:`harness.cifar10.MEAN` / ``STD``, in NHWC layout.
+    """uint8 (B, 3, H, W) -> float32 normalised (:func:`harness.cifar10.normalize_tensor`), in NHWC layout.
 
     Args:
         images: uint8 NCHW tensor.
     """
-    mean = torch.tensor(cifar10.MEAN, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(cifar10.STD, device=images.device).view(1, 3, 1, 1)
-    return ((images.float().div(255.0) - mean) / std).contiguous(memory_format=MEMORY_FORMAT)
+    return cifar10.normalize_tensor(images).contiguous(memory_format=MEMORY_FORMAT)
 
 
 @dataclass(frozen=True)

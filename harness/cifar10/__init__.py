@@ -17,7 +17,7 @@ through its cache) and :mod:`~harness.cifar10.batches` (index sampling, augmenta
 re-exported here. Importing this package does not import torch; only the functions that return tensors do.
 """
 
-from harness.cifar10.batches import flip_and_crop, get_batch, normalize, sample_indices
+from harness.cifar10.batches import flip_and_crop, get_batch, normalize, normalize_tensor, sample_indices
 from harness.cifar10.cache import build_jpeg_cache, jpeg_cache_files, load_jpeg_split, load_split
 from harness.cifar10.common import (
     CLASSES,
@@ -68,6 +68,7 @@ __all__ = [
     "load_python_split",
     "load_split",
     "normalize",
+    "normalize_tensor",
     "python_batches_dir",
     "read_python_batch",
     "sample_indices",

@@ -1,5 +1,7 @@
 """Mini-batches: seeded index sampling, the training augmentation, and normalised tensors.
 
+:func:`normalize_tensor` (torch, any device) is the one normalisation every model input goes through.
+
 Importing this module does not import torch; only the functions that return tensors do.
 """
 
@@ -18,22 +20,42 @@ if TYPE_CHECKING:
     import torch
 
 
+def normalize_tensor(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 3, H, W) tensor -> float32 normalised with :data:`MEAN`/:data:`STD`, on its device: the one
+    normalisation of every model input (:func:`normalize`, :func:`get_batch`, the one-shot supernet's training).
+    The result's memory layout is whatever the arithmetic leaves; each caller makes it contiguous in its own.
+
+    Parameters:
+        images: uint8 NCHW tensor, on any device.
+    """
+    import torch
+
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected uint8 images (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
+    mean = torch.tensor(MEAN, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(STD, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
+    return (images.float().div(255.0) - mean) / std
+
+
 def normalize(images: npt.NDArray[np.uint8], *, device: str = "cpu") -> torch.Tensor:
-    """uint8 (N, 32, 32, 3) images -> float32 (N, 3, 32, 32) tensor normalised with :data:`MEAN`/:data:`STD`.
+    """uint8 (N, 32, 32, 3) images -> float32 (N, 3, 32, 32) tensor normalised with :data:`MEAN`/:data:`STD`
+    (:func:`normalize_tensor`).
 
     Parameters:
         images: uint8 NHWC array (a memory map is copied).
         device: torch device of the result.
     """
+    return normalize_tensor(_to_nchw(images, device)).contiguous()
+
+
+def _to_nchw(images: npt.NDArray[np.uint8], device: str) -> torch.Tensor:
+    """uint8 NHWC array -> uint8 NCHW tensor (a view of a copy) on ``device``."""
     import torch
 
     array = np.array(images, dtype=np.uint8, copy=True)  # writable, contiguous (memmaps are read-only)
     if array.ndim != 4 or array.shape[3] != 3:
         raise ValueError(f"expected uint8 images (N, H, W, 3), got {array.shape}")
-    x = torch.from_numpy(array).to(device).permute(0, 3, 1, 2).float().div_(255.0)
-    mean = torch.tensor(MEAN, dtype=torch.float32, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(STD, dtype=torch.float32, device=device).view(1, 3, 1, 1)
-    return ((x - mean) / std).contiguous()
+    return torch.from_numpy(array).to(device).permute(0, 3, 1, 2)
 
 
 def get_batch(
