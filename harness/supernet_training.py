@@ -50,28 +50,19 @@ _KEYS = {"config_hash", "epoch", "train_seconds", "supernet", "optimizer", "sche
 
 
 def augment(images: Tensor, generator: torch.Generator) -> Tensor:
-    """Standard CIFAR augmentation of uint8 images: random 32x32 crop of the zero-padded (4 px) image, then a
-    horizontal flip with probability 1/2; returns uint8 (B, 3, 32, 32). The on-device twin of
-    :func:`harness.cifar10.batches.flip_and_crop`, kept apart on purpose: a supernet augments every step on its
-    device from a torch generator, RMI draws its one batch from the estimator's numpy generator, and its stored
-    scores (days of CPU for rmi_paper) are those draws: one pipeline would recompute them all.
+    """Standard CIFAR augmentation of uint8 images, drawn from a torch generator: random 32x32 crop of the
+    zero-padded (4 px) image, then a horizontal flip with probability 1/2; returns uint8 (B, 3, 32, 32). The draws
+    (crop offsets, then flips) are made here, every step; :func:`harness.cifar10.crop_and_flip` applies them.
 
     Args:
         images: uint8 (B, 3, 32, 32) on any device.
         generator: a CPU ``torch.Generator``; the only randomness used (drawn on the CPU, so any device gives the
             same images).
     """
-    b, _, h, w = images.shape
-    device = images.device
-    padded = F.pad(images, (4, 4, 4, 4))
-    offsets = torch.randint(0, 9, (2, b), generator=generator).to(device)
-    flip = (torch.rand(b, generator=generator) < 0.5).to(device)
-    rows = offsets[0, :, None] + torch.arange(h, device=device)
-    cols = offsets[1, :, None] + torch.arange(w, device=device)
-    cols = torch.where(flip[:, None], cols.flip(1), cols)  # a flipped crop reads its columns backwards
-    batch = torch.arange(b, device=device)[:, None, None, None]
-    channel = torch.arange(3, device=device)[None, :, None, None]
-    return padded[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
+    b = images.shape[0]
+    offsets = torch.randint(0, 9, (2, b), generator=generator)
+    flip = torch.rand(b, generator=generator) < 0.5
+    return cifar10.crop_and_flip(images, offsets[0], offsets[1], flip, pad=4)
 
 
 def to_input(images: Tensor) -> Tensor:

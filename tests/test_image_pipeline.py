@@ -115,6 +115,20 @@ def test_supernet_augment_and_input_are_bit_identical_to_the_torch_pipeline(tmp_
         assert torch.equal(new_gen.get_state(), old_gen.get_state())
 
 
+def test_a_flip_then_a_crop_is_a_mirrored_crop_then_a_flip() -> None:
+    """The conversion :func:`harness.cifar10.flip_and_crop` relies on, at every offset, for a non-zero pad."""
+    images = torch.randint(0, 256, (1, 2, 5, 7), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    for pad in (1, 3):
+        for top in range(2 * pad + 1):
+            for left in range(2 * pad + 1):
+                flipped = F.pad(images.flip(3), (pad, pad, pad, pad))[:, :, top : top + 5, left : left + 7]
+                t, lt, yes = torch.tensor([top]), torch.tensor([2 * pad - left]), torch.tensor([True])
+                assert torch.equal(cifar10.crop_and_flip(images, t, lt, yes, pad=pad), flipped)
+                plain = F.pad(images, (pad, pad, pad, pad))[:, :, top : top + 5, left : left + 7]
+                t, lt, no = torch.tensor([top]), torch.tensor([left]), torch.tensor([False])
+                assert torch.equal(cifar10.crop_and_flip(images, t, lt, no, pad=pad), plain)
+
+
 def test_normalize_tensor_refuses_what_is_not_uint8_nchw() -> None:
     with pytest.raises(ValueError, match="uint8 images"):
         cifar10.normalize_tensor(torch.zeros(1, 3, 2, 2))

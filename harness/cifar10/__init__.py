@@ -17,7 +17,14 @@ through its cache) and :mod:`~harness.cifar10.batches` (index sampling, augmenta
 re-exported here. Importing this package does not import torch; only the functions that return tensors do.
 """
 
-from harness.cifar10.batches import flip_and_crop, get_batch, normalize, normalize_tensor, sample_indices
+from harness.cifar10.batches import (
+    crop_and_flip,
+    flip_and_crop,
+    get_batch,
+    normalize,
+    normalize_tensor,
+    sample_indices,
+)
 from harness.cifar10.cache import build_jpeg_cache, jpeg_cache_files, load_jpeg_split, load_split
 from harness.cifar10.common import (
     CLASSES,
@@ -60,6 +67,7 @@ __all__ = [
     "Split",
     "build_jpeg_cache",
     "decode_jpeg_archive",
+    "crop_and_flip",
     "flip_and_crop",
     "get_batch",
     "jpeg_archive_path",

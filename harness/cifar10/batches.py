@@ -1,6 +1,7 @@
 """Mini-batches: seeded index sampling, the training augmentation, and normalised tensors.
 
-:func:`normalize_tensor` (torch, any device) is the one normalisation every model input goes through.
+The one image pipeline of the project: :func:`crop_and_flip` and :func:`normalize_tensor` (torch, any device) are
+what every augmentation and every model input goes through.
 
 Importing this module does not import torch; only the functions that return tensors do.
 """
@@ -76,27 +77,60 @@ def get_batch(
     import torch
 
     idx = np.asarray(indices, dtype=np.int64)
-    images = data.images[idx] if augment is None else flip_and_crop(data.images[idx], augment)
-    x = normalize(images, device=device)
+    images = _to_nchw(data.images[idx], device)
+    if augment is not None:
+        images = flip_and_crop(images, augment)
+    x = normalize_tensor(images).contiguous()
     y = torch.from_numpy(np.array(data.labels[idx], dtype=np.int64)).to(device)
     return x, y
 
 
-def flip_and_crop(images: npt.NDArray[np.uint8], rng: np.random.Generator, pad: int = 4) -> npt.NDArray[np.uint8]:
-    """The standard CIFAR training augmentation, once per image: a horizontal flip with probability 1/2, then a
-    random crop of the original size from the image padded by ``pad`` zero pixels on each side (torchvision's
-    ``RandomHorizontalFlip()`` and ``RandomCrop(32, padding=4)``, before normalisation).
+def flip_and_crop(images: torch.Tensor, rng: np.random.Generator, pad: int = 4) -> torch.Tensor:
+    """The standard CIFAR training augmentation, once per image, drawn from a numpy generator: a horizontal flip with
+    probability 1/2, then a random crop of the original size from the image padded by ``pad`` zero pixels on each
+    side (torchvision's ``RandomHorizontalFlip()`` and ``RandomCrop(32, padding=4)``, before normalisation).
+
+    The draws, in this order: ``flip = rng.random(n) < 0.5``, then ``top, left = rng.integers(0, 2 * pad + 1,
+    size=(2, n))``; they are applied by :func:`crop_and_flip` (a flip then a crop at column ``left`` is a crop at
+    column ``2 * pad - left`` then a flip).
 
     Parameters:
-        images: uint8 NHWC array. rng: the caller's generator. pad: zero padding of the crop.
+        images: uint8 (N, C, H, W) tensor, on any device. rng: the caller's generator. pad: zero padding of the crop.
     """
-    out = np.array(images, dtype=np.uint8, copy=True)
-    n, h, w, _ = out.shape
+    import torch
+
+    n = images.shape[0]
     flip = rng.random(n) < 0.5
-    out[flip] = out[flip, :, ::-1]
-    padded = np.pad(out, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
     top, left = rng.integers(0, 2 * pad + 1, size=(2, n))
-    return np.stack([padded[i, y : y + h, x : x + w] for i, (y, x) in enumerate(zip(top, left, strict=True))])
+    left = np.where(flip, 2 * pad - left, left)  # the same column, counted from the other side of the image
+    offsets = torch.from_numpy(np.stack([top, left]).astype(np.int64))
+    return crop_and_flip(images, offsets[0], offsets[1], torch.from_numpy(flip), pad=pad)
+
+
+def crop_and_flip(
+    images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip: torch.Tensor, *, pad: int = 4
+) -> torch.Tensor:
+    """The one crop-and-flip: image ``i`` cropped to its own size at row ``top[i]``, column ``left[i]`` of its copy
+    zero-padded by ``pad`` pixels on each side, then mirrored horizontally where ``flip[i]``. One gather on the
+    images' device; the offsets and flags may be on any device. The callers draw them: :func:`flip_and_crop` from a
+    numpy generator, the one-shot supernet's training (:func:`harness.supernet_training.augment`) from a torch one.
+
+    Parameters:
+        images: uint8 (N, C, H, W) tensor. top, left: (N,) integer offsets in ``0..2 * pad``. flip: (N,) bool.
+        pad: zero padding of the crop.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    b, c, h, w = images.shape
+    device = images.device
+    padded = F.pad(images, (pad, pad, pad, pad))
+    rows = top.to(device)[:, None] + torch.arange(h, device=device)
+    cols = left.to(device)[:, None] + torch.arange(w, device=device)
+    cols = torch.where(flip.to(device)[:, None], cols.flip(1), cols)  # a flipped crop reads its columns backwards
+    batch = torch.arange(b, device=device)[:, None, None, None]
+    channel = torch.arange(c, device=device)[None, :, None, None]
+    return padded[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
 
 
 def sample_indices(
