@@ -1,7 +1,7 @@
 """One-shot estimator: the path of a weight-sharing supernet trained with uniform single-path sampling (SPOS).
 
 "Single Path One-Shot Neural Architecture Search with Uniform Sampling" (Guo et al., ECCV 2020): the supernet is
-trained once (:mod:`harness.supernet_training`); a candidate then inherits its path's weights, its BatchNorm
+trained once (:mod:`estimators.oneshot_training`); a candidate then inherits its path's weights, its BatchNorm
 statistics are recalibrated on training batches (the supernet's running statistics mix all paths), and its
 accuracy (or negated cross-entropy) on held-out images is the score.
 
@@ -11,7 +11,7 @@ are in class order), kept in the order drawn. An estimate (BatchNorm batches inc
 architecture), never on the order of the calls.
 
 Checkpoint: ``<cache_dir>/oneshot/<hash>/supernet.pt``, ``hash`` = :meth:`Recipe.digest
-<harness.supernet_training.Recipe.digest>` of :meth:`OneShot.recipe`; scoring settings are not in it.
+<estimators.oneshot_training.Recipe.digest>` of :meth:`OneShot.recipe`; scoring settings are not in it.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from estimators.oneshot_training import MEMORY_FORMAT, Recipe, Training, to_input, train_supernet
 from harness import cifar10, seeding
 from harness.budget import stopwatch
 from harness.errors import ConfigError
 from harness.interfaces import Estimator, EstimatorContext, EstimatorTags
 from harness.paths import cache_dir
-from harness.supernet_training import MEMORY_FORMAT, Recipe, Training, to_input, train_supernet
 from harness.types import Arch, Estimate
 
 CHECKPOINT_NAME = "supernet.pt"
@@ -80,7 +80,7 @@ class OneShot(Estimator):
     SPOS-trained supernet after BatchNorm recalibration; cost = the :func:`~harness.budget.stopwatch` seconds of
     that (weight inheritance, recalibration, evaluation).
 
-    ``fit`` trains the supernet (:func:`~harness.supernet_training.train_supernet`), or resumes or reuses a
+    ``fit`` trains the supernet (:func:`~estimators.oneshot_training.train_supernet`), or resumes or reuses a
     checkpoint of the same recipe, and charges the training's seconds (for a reused checkpoint: those recorded in it).
 
     Args:
@@ -90,7 +90,7 @@ class OneShot(Estimator):
             a last partial batch is dropped).
         batch_size: training and BatchNorm-recalibration batch size.
         lr: initial learning rate (SGD, Nesterov momentum 0.9, weight decay 5e-4, cosine decay per batch to 0.001;
-            :mod:`harness.supernet_training`).
+            :mod:`estimators.oneshot_training`).
         bn_batches: training batches (no augmentation) of the BatchNorm recalibration of each candidate.
         eval_images: how many of the held-out images score each candidate (the same ones for all);
             ``None`` = all ``valid_images``.

@@ -37,7 +37,7 @@ from harness.types import Arch, Estimate
 if TYPE_CHECKING:
     import torch
 
-    from harness.teachers import CifarResNet
+    from estimators.rmi_teachers import CifarResNet
 
 SELECTIONS = ("lowest_ce", "class_balanced", "all")
 TEACHER_BN = ("eval", "batch")
@@ -155,7 +155,7 @@ class RMI(Estimator):
 
     def _check(self, context: EstimatorContext) -> Any:
         """Raise a ConfigError for settings that cannot work on ``context``'s space; return a network of it."""
-        from harness.teachers import TEACHERS
+        from estimators.rmi_teachers import TEACHERS
 
         problems = []
         if self.teacher not in TEACHERS:
@@ -202,7 +202,7 @@ class RMI(Estimator):
 
     def fit(self, context: EstimatorContext) -> float:
         """Load the teacher and the images, choose each run's batch, compute the teacher's stage Gram matrices once."""
-        from harness.teachers import load_teacher
+        from estimators.rmi_teachers import load_teacher
 
         probe = self._check(context)
         # the one-time JPEG decode of a fresh machine is not this estimator's cost: load before the clock starts
@@ -235,7 +235,7 @@ class RMI(Estimator):
         return _Batch(x[keep], y[keep], pool[keep], grams)
 
     def data_files(self, data_dir: Path) -> list[Path]:
-        from harness.teachers import teacher_path
+        from estimators.rmi_teachers import teacher_path
 
         return [cifar10.jpeg_archive_path(data_dir), teacher_path(self.teacher, data_dir)]
 

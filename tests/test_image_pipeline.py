@@ -14,9 +14,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from estimators.oneshot_training import MEMORY_FORMAT, augment, to_input
 from harness import cifar10, seeding
 from harness.cifar10 import MEAN, STD, Cifar10Split
-from harness.supernet_training import MEMORY_FORMAT, augment, to_input
 
 DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 

@@ -166,6 +166,24 @@ def test_the_loop_knows_no_plug_in(graph: dict[str, set[str]]) -> None:
     assert {m for m in graph["harness.loop"] if _under(m, ("estimators", "searchers"))} == set()
 
 
+def test_the_harness_imports_no_plug_in(graph: dict[str, set[str]]) -> None:
+    """``harness/`` is the generic core: it builds estimators and searchers from their config, never by import. What
+    serves one estimator only lives beside it in ``estimators/`` (``rmi_teachers`` for RMI, ``oneshot_training`` for
+    the one-shot supernet), and only that estimator imports it."""
+    assert {
+        (m, o)
+        for m, imported in graph.items()
+        if _under(m, ("harness",))
+        for o in imported
+        if _under(o, ("estimators", "searchers"))
+    } == set()
+    for helper, user in (
+        ("estimators.rmi_teachers", "estimators.rmi"),
+        ("estimators.oneshot_training", "estimators.oneshot"),
+    ):
+        assert {m for m, imported in graph.items() if helper in imported} == {user}
+
+
 def test_the_python_api_is_on_top(graph: dict[str, set[str]]) -> None:
     """:mod:`harness.api` sits beside :mod:`harness.experiment`, above everything it uses: only the package's
     ``__init__`` (which re-exports it) imports it."""

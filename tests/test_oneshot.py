@@ -17,14 +17,15 @@ import torch
 from torch import nn
 
 import estimators.oneshot as oneshot
+from estimators import oneshot_training
 from estimators.oneshot import OneShot, evaluate, recalibrate_bn
-from harness import cifar10, seeding, supernet_training
+from estimators.oneshot_training import augment, to_input
+from harness import cifar10, seeding
 from harness.errors import ConfigError
 from harness.interfaces import EstimatorContext
 from harness.networks.nb201 import NB201Config
 from harness.networks.supernet import NB201Supernet, Supernet
 from harness.spaces import MacroSpace, NB201Space, ToySpace
-from harness.supernet_training import augment, to_input
 from harness.types import Arch
 
 #: 3 steps of 16 images per epoch, 2 epochs, 32 held-out images, 2 BatchNorm batches: about a second per fit
@@ -144,7 +145,7 @@ def test_training_reduces_the_loss(ckpt_root: Path) -> None:
     assert seconds > 0 and len(est.training.losses) == 12 and np.isfinite(est.training.losses).all()
     paths = [tuple(ops) for ops in seeding.rng(0, "paths").integers(0, 5, (10, 6)).tolist()]
     x, y = to_input(est._train_x), est._train_y
-    initial = supernet_training.fresh(est.recipe(ctx())).supernet  # the seeded initial weights
+    initial = oneshot_training.fresh(est.recipe(ctx())).supernet  # the seeded initial weights
     before, after = _path_loss(initial, x, y, paths), _path_loss(est.training.supernet, x, y, paths)
     assert after < before - 0.1, (before, after)
 
@@ -260,7 +261,7 @@ def test_corrupted_or_mismatched_checkpoint_is_retrained(ckpt_root: Path, caplog
     clean.fit(ctx())
     damage(clean.checkpoint_path(ctx()))
     retrained = Recording()
-    with caplog.at_level(logging.WARNING, logger="harness.supernet_training"):
+    with caplog.at_level(logging.WARNING, logger="estimators.oneshot_training"):
         retrained.fit(ctx())
     assert retrained.epochs_trained == [1, 2]
     assert any(why in r.getMessage() and "training from scratch" in r.getMessage() for r in caplog.records)

@@ -80,7 +80,7 @@ def test_batch_selection(bench, selection):
 def test_teacher_stays_in_eval_mode(bench):
     est = RMI(**TINY)
     est.fit(ctx(bench))
-    from harness.teachers import load_teacher
+    from estimators.rmi_teachers import load_teacher
 
     fresh = load_teacher("resnet20")
     stages, _ = fresh.forward_stages(est.batches[0].x)
@@ -229,7 +229,7 @@ def test_other_datasets_score_the_cifar10_behaviour(bench):
 
 
 def test_a_teacher_with_other_stages_fails_at_fit(bench, monkeypatch):
-    from harness import teachers
+    from estimators import rmi_teachers as teachers
 
     real = teachers.load_teacher
 
@@ -254,7 +254,7 @@ ARCH = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|skip_connect~0|avg_poo
 
 
 def test_teacher_bn_batch_uses_the_statistics_of_the_batch(bench):
-    from harness.teachers import load_teacher
+    from estimators.rmi_teachers import load_teacher
 
     est = RMI(**TINY, teacher_bn="batch")
     est.fit(ctx(bench))

@@ -35,7 +35,7 @@ CHANGES = {
     "image pipeline": ("harness/cifar10/common.py", r"0\.485", "0.4850001"),
     "image reader": ("harness/cifar10/readers.py", "$", "\n\ndef probe_edit():\n    return 1\n"),
     "seeding": ("harness/seeding.py", "$", "\n\ndef probe_edit():\n    return 1\n"),
-    "teacher": ("harness/teachers.py", "$", "\n\ndef probe_edit():\n    return 1\n"),
+    "teacher": ("estimators/rmi_teachers.py", "$", "\n\ndef probe_edit():\n    return 1\n"),
     "estimator": ("estimators/rmi.py", "$", "\n\ndef probe_edit():\n    return 1\n"),
     "space": ("harness/spaces/nb201.py", "$", "\n\ndef probe_edit():\n    return 1\n"),
     "an error's type": (
@@ -86,15 +86,15 @@ def test_an_edit_a_score_depends_on_changes_the_key(tree, tmp_path, what):
 def test_rmi_is_keyed_by_its_network_images_seeding_and_teacher_only():
     modules = set(keys.score_modules(*RMI))
     assert {"estimators.rmi", "harness.networks.nb201", "harness.cifar10.batches", "harness.cifar10.readers"} <= modules
-    assert {"harness.seeding", "harness.teachers", "harness.spaces.nb201"} <= modules
+    assert {"harness.seeding", "estimators.rmi_teachers", "harness.spaces.nb201"} <= modules
     assert not {m for m in modules if not keys._is_score_code(m)}
     assert not modules & {"harness.loop", "harness.storage", "harness.interfaces", "harness.errors", "harness.budget"}
 
 
 def test_a_supernet_checkpoint_is_keyed_by_the_same_code_hash():
+    from estimators.oneshot_training import Recipe
     from harness.spaces.nb201 import NB201Space
-    from harness.supernet_training import Recipe
 
     recipe = Recipe(NB201Space(), "cifar10", 0, 100, 1, 16, 0.025, False)
-    assert recipe.config()["code"] == keys.code_hash("harness.supernet_training", "harness.spaces.nb201")
-    assert "harness.networks.supernet" in keys.score_modules("harness.supernet_training")
+    assert recipe.config()["code"] == keys.code_hash("estimators.oneshot_training", "harness.spaces.nb201")
+    assert "harness.networks.supernet" in keys.score_modules("estimators.oneshot_training")

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from harness import cifar10, teachers
+from estimators import rmi_teachers as teachers
+from harness import cifar10
 from harness.errors import ConfigError, DataFileError
 from harness.paths import data_dir
 from harness.seeding import rng, torch_generator

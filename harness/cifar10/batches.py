@@ -113,7 +113,7 @@ def crop_and_flip(
     """The one crop-and-flip: image ``i`` cropped to its own size at row ``top[i]``, column ``left[i]`` of its copy
     zero-padded by ``pad`` pixels on each side, then mirrored horizontally where ``flip[i]``. One gather on the
     images' device; the offsets and flags may be on any device. The callers draw them: :func:`flip_and_crop` from a
-    numpy generator, the one-shot supernet's training (:func:`harness.supernet_training.augment`) from a torch one.
+    numpy generator, the one-shot supernet's training (:func:`estimators.oneshot_training.augment`) from a torch one.
 
     Parameters:
         images: uint8 (N, C, H, W) tensor. top, left: (N,) integer offsets in ``0..2 * pad``. flip: (N,) bool.

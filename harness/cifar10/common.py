@@ -37,7 +37,7 @@ SPLIT_SIZES: dict[str, int] = {"train": 50_000, "test": 10_000}
 IMAGE_SHAPE: tuple[int, int, int] = (32, 32, 3)
 
 # The single place for the input normalisation. These are the (ImageNet) statistics the pretrained teachers of
-# harness.teachers (akamaster/pytorch_resnet_cifar10) were trained with; every model input goes through them.
+# estimators.rmi_teachers (akamaster/pytorch_resnet_cifar10) were trained with; every model input goes through them.
 MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 

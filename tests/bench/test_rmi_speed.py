@@ -20,11 +20,11 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from estimators.rmi import RMI, centered_gram, linear_cka
+from estimators.rmi_teachers import load_teacher
 from harness import seeding
 from harness.benchmarks import NB201
 from harness.interfaces import EstimatorContext
 from harness.networks import build_network
-from harness.teachers import load_teacher
 
 pytestmark = pytest.mark.bench
 STEPS = 30
