@@ -97,6 +97,9 @@ def carry_scores(cache: ScoreCache, cfg: DictConfig, verify: int = 5, seed: int 
             why = f"it differs in {', '.join(d for d in differ if d != 'code')} too: recompute them on that machine"
             done.append(Carried(benchmark, old, new, len(rows), 0, (), why))
             continue
+        present = {tuple(r[1:5]) for r in cache.rows(mine)}
+        if all(tuple(row[1:5]) in present for row in rows):
+            continue  # carried before (or recomputed since): nothing to verify
         picked = sorted(seeding.rng(seed, "carry").choice(len(rows), min(verify, len(rows)), replace=False))
         sample = [rows[i] for i in picked]
         checked = tuple(

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError("carry needs the estimator whose scores to carry: estimator=NAME")
             carried = carry_scores(cache, cfg, args.verify)
             if not carried:
-                print(f"no scores of {cfg.estimator.name} under an older code in {cache.where}: nothing to carry")
+                print(f"every score of {cfg.estimator.name} in {cache.where} is under this code's key: nothing to do")
             for c in carried:
                 what = f"{cfg.estimator.name} on {c.benchmark}, code {c.old} -> {c.new}: {c.n} scores"
                 if c.refused:
