@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,13 +53,19 @@ class Carried:
     refused: str = ""
 
 
-def _recompute(cfg: DictConfig, key: str, benchmark: str, rows: list[tuple[Any, ...]]) -> list[float]:
-    """The scores of ``rows`` (one key, one benchmark) recomputed with this checkout's code, on the key's device and
-    threads, each (dataset, estimator seed) fitted once."""
+def _recompute(
+    cfg: DictConfig,
+    key: str,
+    benchmark: str,
+    rows: list[tuple[Any, ...]],
+    make_estimator: Callable[..., Any],
+    make_benchmark: Callable[..., Any],
+) -> list[float]:
+    """The scores of ``rows`` (one key, one benchmark) recomputed with this checkout's code (the factories
+    :func:`checkout_key` gave), on the key's device and threads, each (dataset, estimator seed) fitted once."""
     import torch
 
     stored = json.loads(key)
-    _, make_estimator, make_benchmark = checkout_key(key, benchmark, cfg.data_dir)
     if isinstance(stored.get("threads"), int):
         torch.set_num_threads(stored["threads"])
     cfg = cfg.copy()
@@ -88,7 +95,7 @@ def carry_scores(cache: ScoreCache, cfg: DictConfig, verify: int = 5, seed: int 
             keys[(row[0], row[1])].append(row)
     done = []
     for (key, benchmark), rows in sorted(keys.items()):
-        mine, _, _ = checkout_key(key, benchmark, cfg.data_dir)
+        mine, make_estimator, make_benchmark = checkout_key(key, benchmark, cfg.data_dir)
         differ = differences(key, mine)
         old, new = json.loads(key).get("code", "?"), json.loads(mine).get("code", "?")
         if not differ:
@@ -97,14 +104,16 @@ def carry_scores(cache: ScoreCache, cfg: DictConfig, verify: int = 5, seed: int 
             why = f"it differs in {', '.join(d for d in differ if d != 'code')} too: recompute them on that machine"
             done.append(Carried(benchmark, old, new, len(rows), 0, (), why))
             continue
-        present = {tuple(r[1:5]) for r in cache.rows(mine)}
-        if all(tuple(row[1:5]) in present for row in rows):
+        present = {tuple(r[:5]): r[5] for r in cache.rows(mine)}
+        if all((mine, *row[1:5]) in present for row in rows):
             continue  # carried before (or recomputed since): nothing to verify
         picked = sorted(seeding.rng(seed, "carry").choice(len(rows), min(verify, len(rows)), replace=False))
         sample = [rows[i] for i in picked]
         checked = tuple(
             (row[3], float(row[5]), score)
-            for row, score in zip(sample, _recompute(cfg, key, benchmark, sample), strict=True)
+            for row, score in zip(
+                sample, _recompute(cfg, key, benchmark, sample, make_estimator, make_benchmark), strict=True
+            )
         )
         wrong = [c for c in checked if c[1] != c[2]]
         if wrong:
@@ -113,6 +122,6 @@ def carry_scores(cache: ScoreCache, cfg: DictConfig, verify: int = 5, seed: int 
             done.append(Carried(benchmark, old, new, len(rows), 0, checked, why))
             continue
         moved = [(mine, *row[1:]) for row in rows]
-        refuse_conflicts(cache.where, moved, {tuple(r[:5]): r[5] for r in cache.rows(mine)})
+        refuse_conflicts(cache.where, moved, present)
         done.append(Carried(benchmark, old, new, len(rows), cache.put_rows(moved), checked))
     return done

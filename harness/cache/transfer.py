@@ -44,12 +44,11 @@ def export_scores(
     left_out = 0
     if params is not None:
         rows = [row for row in rows if params_of(row[0]) == params]
-        code = {}
-        for key, benchmark in {(row[0], row[1]) for row in rows}:
-            code[key, benchmark] = json.loads(key).get("code") == json.loads(
-                checkout_key(key, benchmark, data_dir)[0]
-            ).get("code")
-        kept = [row for row in rows if code[row[0], row[1]]]
+        current = {
+            (key, benchmark): "code" not in differences(key, checkout_key(key, benchmark, data_dir)[0])
+            for key, benchmark in {(row[0], row[1]) for row in rows}
+        }
+        kept = [row for row in rows if current[row[0], row[1]]]
         rows, left_out = kept, len(rows) - len(kept)
         if left_out and not rows:  # a file of nothing would replace a good one (a committed score file, say)
             raise ConfigError(
