@@ -274,18 +274,29 @@ class Searcher(abc.ABC):
         """The final answer if the searcher has its own; ``None`` = the best-scored evaluated architecture."""
         return None
 
-    def speculate(self, arch: Arch) -> Arch | None:
-        """A guess of what :meth:`ask` returns once ``arch``, just asked, is told its score, so that a second process
-        can evaluate it meanwhile (``workers=2``, :mod:`harness.lookahead`). A wrong guess costs that process's time
-        and never changes the search. ``None`` (the default): no guess."""
+    def likely_score(self, arch: Arch) -> float | None:
+        """The score to assume ``arch``, just asked, will be told, when guessing the asks after it
+        (:meth:`speculate`): a likely outcome, or one that changes the next ask the least. ``None`` (the default):
+        no guess."""
         return None
 
-    def ask_after(self, arch: Arch, score: float) -> Arch | None:
-        """What :meth:`ask` would return after ``tell(arch, score)``, worked out on a copy: this searcher, its
-        generator included, is left as it was."""
-        twin = copy.deepcopy(self, {id(self.space): self.space})  # the space is shared, never changed
-        twin.tell(arch, score)
-        return twin.ask()
+    def speculate(self, arch: Arch) -> Iterator[Arch]:
+        """The asks likely to follow ``arch``, just asked and not yet told, so that a second process can evaluate
+        them meanwhile (``workers=2``, :mod:`harness.lookahead`): lazily, each worked out on a copy of this
+        searcher (its generator included) told the :meth:`likely_score` of the ask before it. This searcher is
+        left as it was; the copy is made at the first item, so take it before ``arch`` is told. A wrong guess costs
+        that process's time and never changes the search. Ends where :meth:`likely_score` gives ``None`` or the
+        copy has no ask left."""
+        twin = self
+        while (score := twin.likely_score(arch)) is not None:
+            if twin is self:
+                twin = copy.deepcopy(self, {id(self.space): self.space})  # the space is shared, never changed
+            twin.tell(arch, score)
+            following = twin.ask()
+            if following is None:
+                return
+            yield following
+            arch = following
 
     def no_answer_reason(self) -> str | None:
         """Why :meth:`recommend` has no answer of its own yet, for a searcher that gives one: the loop then answers

@@ -9,7 +9,7 @@ up ground truth; kept in one file so that claim can be checked by reading one fi
 from __future__ import annotations
 
 import dataclasses
-import functools
+import itertools
 import logging
 import math
 import time
@@ -69,16 +69,16 @@ class _Evaluator:
         self.device_of_work = device  # where a failed evaluation's time was spent
         self.cache_hits = 0  # estimates answered from a score cache
 
-    def __call__(self, step: int, arch: Arch, guess: Callable[[], Arch | None] = lambda: None) -> EvalRecord:
-        """The record of evaluating ``arch`` at ``step``; ``guess``: what is likely asked next, for a lookahead
-        worker to evaluate meanwhile (called only when one is free)."""
+    def __call__(self, step: int, arch: Arch, guesses: Iterable[Arch] = ()) -> EvalRecord:
+        """The record of evaluating ``arch`` at ``step``; ``guesses``: what is likely asked next, for a lookahead
+        to evaluate meanwhile (taken lazily, only by a lookahead)."""
         if step < len(self.replay):
             return self._replayed(step, arch)
         t0 = time.perf_counter()
         elapsed = stopwatch(self.device_of_work)
         try:
             if self.lookahead is not None:
-                est = self.lookahead.estimate(arch, self.estimator, guess)
+                est = self.lookahead.estimate(arch, self.estimator, guesses)
             else:
                 est = self.estimator.estimate(arch)
             score, cost, device = est.score, est.cost_s, est.device
@@ -216,7 +216,7 @@ def search(
             arch = searcher.ask()
             if arch is None:
                 break
-            record = evaluate(len(records), arch, functools.partial(searcher.speculate, arch))
+            record = evaluate(len(records), arch, searcher.speculate(arch))
             if record.status == OK:
                 searcher.tell(arch, record.score)
                 if record.score > best_score:
@@ -279,11 +279,6 @@ def search(
         wall_s=time.perf_counter() - t_start,
     )
     return LoopResult(tuple(records), summary)
-
-
-def _following(archs: Sequence[Arch], step: int) -> Arch | None:
-    """The architecture after ``step`` in a rank sample (a lookahead's guess that is always right)."""
-    return archs[step + 1] if step + 1 < len(archs) else None
 
 
 def rank_metrics(benchmark: Benchmark, archs: list[Arch], scores: np.ndarray, rng: np.random.Generator) -> RankMetrics:
@@ -368,7 +363,7 @@ def rank(
     records: list[EvalRecord] = []
     with _progress(len(archs), "arch", progress) as bar:
         for arch in archs:
-            records.append(evaluate(len(records), arch, functools.partial(_following, archs, len(records))))
+            records.append(evaluate(len(records), arch, itertools.islice(archs, len(records) + 1, None)))
             if on_record is not None:
                 on_record(records[-1])
             bar.update(1)

@@ -52,6 +52,6 @@ class RegularizedEvolution(Searcher):
         if len(self._population) > self.population_size:
             self._population.popleft()
 
-    def speculate(self, arch: Arch) -> Arch | None:
-        """The next ask if ``arch`` scores worst: it then never wins a tournament."""
-        return self.ask_after(arch, -math.inf)
+    def likely_score(self, arch: Arch) -> float:
+        """The worst score: ``arch`` then never wins a tournament."""
+        return -math.inf

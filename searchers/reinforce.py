@@ -71,11 +71,10 @@ class Reinforce(Searcher):
         grad = -(onehot - self.probabilities()) * advantage  # d(-log p(arch) * advantage) / d logits
         self._adam(grad)
 
-    def speculate(self, arch: Arch) -> Arch | None:
-        """The next ask if ``arch`` scores the baseline: a policy step of (almost) zero advantage, so the next
-        draw, from the same uniforms, usually picks the same options whatever the score."""
-        baseline = self._ema_num / self._ema_den if self._ema_den else 0.0
-        return self.ask_after(arch, baseline)
+    def likely_score(self, arch: Arch) -> float:
+        """The baseline: a policy step of (almost) zero advantage, so the next draw, from the same uniforms,
+        usually picks the same options whatever the score."""
+        return self._ema_num / self._ema_den if self._ema_den else 0.0
 
     def _adam(self, grad: np.ndarray, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> None:
         self._t += 1

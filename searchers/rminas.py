@@ -16,6 +16,7 @@ CVPR 2022, Section 3.3 (random-forest sampling) as implemented in MAC-AutoML/XNA
 
 from __future__ import annotations
 
+import hashlib
 import math
 import numbers
 from typing import Any
@@ -103,6 +104,7 @@ class RMINAS(Searcher):
         self._forest: Any = None  # fitted RandomForestClassifier, or None when all labels are equal
         self._constant = 0.0  # the predicted probability when all labels are equal
         self._stale = True  # a tell arrived since the last fit
+        self._fitted = _Fitted()  # shared with the copies speculate() makes
 
     # ---------------------------------------------------------------- ask / tell
 
@@ -171,8 +173,12 @@ class RMINAS(Searcher):
         if labels.all() or not labels.any():  # one class: the forest cannot tell architectures apart
             self._forest, self._constant = None, float(labels[0])
             return
-        forest = RandomForestClassifier(n_estimators=self.n_trees, random_state=self._forest_seed)
-        self._forest = forest.fit(np.stack(self._features), labels)
+        features = np.stack(self._features)
+        key = hashlib.blake2b(features.tobytes() + labels.tobytes() + repr(self._forest_seed).encode()).digest()
+        if key not in self._fitted:
+            forest = RandomForestClassifier(n_estimators=self.n_trees, random_state=self._forest_seed)
+            self._fitted.put(key, forest.fit(features, labels))
+        self._forest = self._fitted[key]
 
     # ---------------------------------------------------------------- answer
 
@@ -191,11 +197,11 @@ class RMINAS(Searcher):
         scores = np.array([s for _, s in voters], dtype=np.float64)
         return Arch(metrics.vote(ops, scores, self.space.choices, mode=self.mode, tie_break=self.tie_break))
 
-    def speculate(self, arch: Arch) -> Arch | None:
-        """The next ask if ``arch`` is not a positive (the usual outcome; -inf also leaves a warm-up's threshold
-        almost where it would be). After a negative the forest is refitted on the same labels plus one, and ranks
-        the same fresh candidates, so the guess is right whenever ``arch`` turns out negative."""
-        return self.ask_after(arch, -math.inf)
+    def likely_score(self, arch: Arch) -> float:
+        """Not a positive (the usual outcome; -inf also leaves a warm-up's threshold almost where it would be).
+        After a negative the forest is refitted on the same labels plus one, and ranks the same fresh candidates,
+        so the guess is right whenever ``arch`` turns out negative."""
+        return -math.inf
 
     def no_answer_reason(self) -> str | None:
         """Why :meth:`recommend` gave ``None``: the warm-up did not finish, so no threshold was fixed."""
@@ -205,3 +211,20 @@ class RMINAS(Searcher):
         """Distinct told architectures with their mean score, best first (ties: first told first)."""
         means = [(a, float(np.mean(s))) for a, s in self._told.items()]
         return sorted(means, key=lambda item: -item[1])
+
+
+class _Fitted(dict[bytes, Any]):
+    """The last forests fitted by a searcher and the copies :meth:`~harness.interfaces.Searcher.speculate` makes of
+    it (a copy shares this, not a copy of it), by what they were fitted on: a copy told that a guess is not a
+    positive fits the forest that the searcher fits again when the guess is asked and turns out not to be one.
+    A forest is never changed once fitted."""
+
+    keep = 4
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Fitted:
+        return self
+
+    def put(self, key: bytes, forest: Any) -> None:
+        self[key] = forest
+        while len(self) > self.keep:
+            del self[next(iter(self))]

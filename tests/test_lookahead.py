@@ -24,7 +24,7 @@ from harness.types import Arch, Estimate
 from tests.conftest import compose_cfg
 
 SEARCH = [
-    "estimator=n_layers",
+    "estimator=nwot",  # a real network per evaluation (~0.4 s): the worker, up after a few, takes part
     "searcher=rminas",
     "searcher.n_warmup=10",
     "searcher.n_positives=3",
@@ -54,18 +54,17 @@ def test_a_search_with_a_lookahead_worker_records_what_one_process_records(tmp_p
     summary = json.loads((two / "summary.json").read_text())
     assert summary["incumbent"] == json.loads((one / "summary.json").read_text())["incumbent"]
     ahead = summary["lookahead"]
-    # the warm-up's asks do not depend on scores: every guess of it is right
-    assert ahead["workers"] == 2 and ahead["right_guesses"] >= 9, ahead
+    assert ahead["workers"] == 2 and ahead["right_guesses"] >= 1, ahead  # the worker took part
     assert "lookahead" not in json.loads((one / "summary.json").read_text())
 
 
 def test_a_rank_run_with_a_lookahead_worker_records_what_one_process_records(tmp_path: Path) -> None:
-    rank = ["task=rank", "n_archs=12", "estimator=n_layers", "score_cache=off"]
+    rank = ["task=rank", "n_archs=16", "estimator=nwot", "score_cache=off"]
     one = _run([*rank, "workers=1"], tmp_path, "one")
     two = _run([*rank, "workers=2"], tmp_path, "two")
     assert _what(two) == _what(one)
     ahead = json.loads((two / "summary.json").read_text())["lookahead"]
-    assert ahead["right_guesses"] == ahead["guesses"] == 11  # every architecture but the first, half of each side
+    assert ahead["right_guesses"] >= 1, ahead  # the worker took part
 
 
 @pytest.mark.parametrize("name", SEARCHERS)
@@ -82,7 +81,7 @@ def test_searchers_guess_their_next_ask_often_enough_to_pay(name: str, tmp_path:
     for _ in range(40):
         arch = searcher.ask()
         right += arch == guess
-        guess = searcher.speculate(arch)
+        guess = next(searcher.speculate(arch), None)
         searcher.tell(arch, float(np.sin(sum((i + 1) * op for i, op in enumerate(arch.ops)))))
     assert right >= {"rs": 39, "rminas": 9}.get(name, 10), right
 
@@ -98,6 +97,44 @@ def _broken(_: object) -> Estimator:
     raise RuntimeError("no data here")
 
 
+class _Slow(_Constant):
+    """Takes a while: long enough that the two processes' turns interleave."""
+
+    def estimate(self, arch: Arch) -> Estimate:
+        import time
+
+        time.sleep(0.1)
+        return super().estimate(arch)
+
+
+def _slow() -> Estimator:
+    return _Slow()
+
+
+def test_the_two_processes_take_turns_on_the_guesses_and_never_wait_for_a_guess_not_started() -> None:
+    """Once the worker is up, every ask of a list it can guess was ready or under way; the worker is handed the
+    guesses this process does not take, so between them they evaluate each architecture about once."""
+    archs = [Arch((i % 5, i // 5, 1, 2, 3, 4)) for i in range(16)]
+    with Lookahead(_slow) as ahead:
+        got = [ahead.estimate(archs[0], _Slow(), archs[1:])]
+        ahead._read(wait=True)  # the worker started its first guess: it is up
+        got += [ahead.estimate(a, _Slow(), archs[i + 1 :]) for i, a in enumerate(archs) if i > 0]
+    assert [e.score for e in got] == [float(sum(a.ops)) for a in archs]
+    assert ahead.right >= len(archs) - 3, ahead.summary()  # a start still in the pipe can make one a miss
+    assert ahead.guesses <= len(archs) + 2, ahead.summary()  # no architecture evaluated by both, but by a race
+
+
+def test_a_guess_not_started_by_the_worker_is_evaluated_here_at_once() -> None:
+    """The worker is still building its estimator (5 s): the asks do not wait for it."""
+    import time
+
+    with Lookahead(_constant, 5.0) as ahead:
+        t0 = time.perf_counter()
+        got = [ahead.estimate(a, _Constant(), ARCHS[i + 1 :]).score for i, a in enumerate(ARCHS)]
+        assert time.perf_counter() - t0 < 4.0
+    assert got == [float(sum(a.ops)) for a in ARCHS]
+
+
 def _constant(seconds: float) -> Estimator:
     import time
 
@@ -108,23 +145,20 @@ def _constant(seconds: float) -> Estimator:
 ARCHS = [Arch((i % 5, 0, 1, 2, 3, 4)) for i in range(5)]
 
 
-def _next(i: int) -> Arch | None:
-    return ARCHS[i + 1] if i + 1 < len(ARCHS) else None
-
-
 def test_a_worker_that_cannot_build_its_estimator_leaves_the_run_to_this_process(caplog) -> None:
     with Lookahead(_broken, None) as ahead:
-        got = [ahead.estimate(a, _Constant(), lambda i=i: _next(i)).score for i, a in enumerate(ARCHS)]
+        ahead._process.join(30)  # it has said why it stopped
+        got = [ahead.estimate(a, _Constant(), ARCHS[i + 1 :]).score for i, a in enumerate(ARCHS)]
     assert got == [float(sum(a.ops)) for a in ARCHS]
     assert "lookahead worker stopped (RuntimeError: no data here)" in caplog.text
 
 
 def test_a_worker_killed_mid_run_leaves_the_run_to_this_process(caplog) -> None:
     with Lookahead(_constant, 0.0) as ahead:
-        first = ahead.estimate(ARCHS[0], _Constant(), lambda: ARCHS[1])
+        first = ahead.estimate(ARCHS[0], _Constant(), ARCHS[1:])
         os.kill(ahead._process.pid, signal.SIGKILL)
         ahead._process.join(10)
-        rest = [ahead.estimate(a, _Constant(), lambda i=i: _next(i + 1)) for i, a in enumerate(ARCHS[1:])]
+        rest = [ahead.estimate(a, _Constant(), ARCHS[i + 2 :]) for i, a in enumerate(ARCHS[1:])]
     assert [e.score for e in [first, *rest]] == [float(sum(a.ops)) for a in ARCHS]
     assert "lookahead worker stopped" in caplog.text
 
