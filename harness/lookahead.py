@@ -58,11 +58,13 @@ class Lookahead:
             self._process.start()
         theirs.close()
         self._running: Arch | None = None  # the architecture the worker is evaluating
+        self._confirmed = True  # it said it started ``_running`` (else this process took it as started)
+        self._sent: list[Arch] = []  # the last list sent
         self._queued: list[Arch] = []  # what it is to evaluate next, in order (the last list sent, less started)
         self._ready: dict[Arch, Estimate] = {}  # finished guesses, oldest first
         self._up = False  # it has built its estimator
         self._dead = False
-        #: guesses evaluated (by either process), and asks whose estimate was ready or under way
+        #: guesses evaluated (by either process), and asks answered by one of them
         self.guesses = 0
         self.right = 0
 
@@ -77,8 +79,6 @@ class Lookahead:
         ``guesses`` (taken lazily, at most :attr:`depth` of them, before this call returns)."""
         ahead = list(itertools.islice((g for g in guesses if g != arch), self.depth))
         self._read()
-        if arch in self._ready or arch == self._running:
-            self.right += 1
         while arch not in self._ready:
             if arch != self._running:  # nobody has it, or the worker has not started it: here
                 self._hand(ahead, arch)
@@ -94,6 +94,7 @@ class Lookahead:
                 self._here(mine, estimator)
                 self._read()
         self._hand(ahead, None)
+        self.right += 1  # its estimate was evaluated ahead
         return self._ready.pop(arch)
 
     def close(self) -> None:
@@ -108,18 +109,23 @@ class Lookahead:
 
     def _hand(self, ahead: list[Arch], mine: Arch | None) -> None:
         """Give the worker the guesses of ``ahead`` that are not ready, not its current one and not ``mine`` (what
-        this process is about to evaluate), in order, unless it holds exactly those already."""
+        this process is about to evaluate), in order, unless it holds exactly those already. An idle worker starts
+        the first at once: it is taken as started, and heads every list until the worker says it started it (it
+        reads only the newest list, which must not leave it out)."""
         todo = [g for g in ahead if g not in self._ready and g != self._running and g != mine]
-        if self._dead or todo == self._queued:
+        if self._running is not None and not self._confirmed:
+            todo.insert(0, self._running)
+        if self._dead or todo == self._sent:
             return
         try:
             self._conn.send(todo)
         except OSError:
             self._died("its pipe is closed")
             return
-        if self._up and self._running is None and todo:  # idle: it starts the first at once ("started" says so)
-            self._running, todo = todo[0], todo[1:]
-        self._queued = todo
+        self._sent = todo
+        if self._up and self._running is None and todo:
+            self._running, self._confirmed = todo[0], False
+        self._queued = todo[1:] if self._running is not None and not self._confirmed else todo
 
     def _here(self, arch: Arch, estimator: Estimator) -> None:
         """Evaluate a guess in this process; a failure is left for the ask that may come to record."""
@@ -143,7 +149,7 @@ class Lookahead:
             elif what == "dead":
                 self._died(value)
             elif what == "started":
-                self._running = arch
+                self._running, self._confirmed = arch, True
                 if arch in self._queued:  # else one of a list it took before the last one, which it does next
                     self._queued = self._queued[self._queued.index(arch) + 1 :]
                 self.guesses += 1
@@ -161,7 +167,7 @@ class Lookahead:
     def _died(self, why: str) -> None:
         if not self._dead:
             log.warning("the lookahead worker stopped (%s); the run goes on in one process", why)
-        self._dead, self._running, self._queued = True, None, []
+        self._dead, self._running, self._confirmed, self._queued = True, None, True, []
 
 
 @contextlib.contextmanager
