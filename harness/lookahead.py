@@ -60,7 +60,6 @@ class Lookahead:
         self._running: Arch | None = None  # the architecture the worker is evaluating
         self._confirmed = True  # it said it started ``_running`` (else this process took it as started)
         self._sent: list[Arch] = []  # the last list sent
-        self._queued: list[Arch] = []  # what it is to evaluate next, in order (the last list sent, less started)
         self._ready: dict[Arch, Estimate] = {}  # finished guesses, oldest first
         self._up = False  # it has built its estimator
         self._dead = False
@@ -77,8 +76,10 @@ class Lookahead:
     def estimate(self, arch: Arch, estimator: Estimator, guesses: Iterable[Arch]) -> Estimate:
         """``estimator.estimate(arch)``, with the two processes busy meanwhile on the likely next asks,
         ``guesses`` (taken lazily, at most :attr:`depth` of them, before this call returns)."""
-        ahead = list(itertools.islice((g for g in guesses if g != arch), self.depth))
         self._read()
+        if self._dead and arch not in self._ready:  # one process now: no guess is worked out
+            return estimator.estimate(arch)
+        ahead = list(itertools.islice((g for g in guesses if g != arch), self.depth))
         while arch not in self._ready:
             if arch != self._running:  # nobody has it, or the worker has not started it: here
                 self._hand(ahead, arch)
@@ -125,7 +126,6 @@ class Lookahead:
         self._sent = todo
         if self._up and self._running is None and todo:
             self._running, self._confirmed = todo[0], False
-        self._queued = todo[1:] if self._running is not None and not self._confirmed else todo
 
     def _here(self, arch: Arch, estimator: Estimator) -> None:
         """Evaluate a guess in this process; a failure is left for the ask that may come to record."""
@@ -150,8 +150,6 @@ class Lookahead:
                 self._died(value)
             elif what == "started":
                 self._running, self._confirmed = arch, True
-                if arch in self._queued:  # else one of a list it took before the last one, which it does next
-                    self._queued = self._queued[self._queued.index(arch) + 1 :]
                 self.guesses += 1
             else:  # a result; a failed one is evaluated again by its ask, if it comes, which records it
                 if arch == self._running:
@@ -167,7 +165,7 @@ class Lookahead:
     def _died(self, why: str) -> None:
         if not self._dead:
             log.warning("the lookahead worker stopped (%s); the run goes on in one process", why)
-        self._dead, self._running, self._confirmed, self._queued = True, None, True, []
+        self._dead, self._running, self._confirmed = True, None, True
 
 
 @contextlib.contextmanager

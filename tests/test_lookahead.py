@@ -117,7 +117,7 @@ def test_the_two_processes_take_turns_on_the_guesses_and_never_wait_for_a_guess_
     archs = [Arch((i % 5, i // 5, 1, 2, 3, 4)) for i in range(16)]
     with Lookahead(_slow) as ahead:
         got = [ahead.estimate(archs[0], _Slow(), archs[1:])]
-        ahead._read(wait=True)  # the worker started its first guess: it is up
+        ahead._read(wait=True)  # its first message: it is up
         got += [ahead.estimate(a, _Slow(), archs[i + 1 :]) for i, a in enumerate(archs) if i > 0]
     assert [e.score for e in got] == [float(sum(a.ops)) for a in archs]
     assert ahead.right >= len(archs) - 3, ahead.summary()  # a start still in the pipe can make one a miss
