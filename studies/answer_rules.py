@@ -212,6 +212,39 @@ def table(rows: pd.DataFrame, floor: float) -> pd.DataFrame:
     return out.join(rows.groupby("rule", sort=False)["extra_evals"].mean().rename("mean_extra_evals"))
 
 
+#: the margins of PLAN.md's choice (results/examples/rminas_answer/PLAN.md), in validation accuracy points
+MARGIN = 0.05
+
+
+def choose(stats: pd.DataFrame, baseline: str = "paper") -> tuple[str, str]:
+    """PLAN.md's choice from :func:`table`'s ``stats``: the rule and why. Only rules whose mean is at most
+    :data:`MARGIN` below the ``baseline``'s compete. The highest minimum leads; rules within :data:`MARGIN` of that
+    minimum whose mean is at least :data:`MARGIN` above the leader's win over it; among the winners, fewer extra
+    evaluations, then the higher mean. The winner replaces the ``baseline`` only if its minimum beats the
+    baseline's by more than :data:`MARGIN`."""
+    rules: dict[str, dict[str, float]] = {
+        str(rule): {str(k): float(v) for k, v in row.items()} for rule, row in stats.to_dict("index").items()
+    }
+    base = rules[baseline]
+    allowed = {r: s for r, s in rules.items() if s["mean"] >= base["mean"] - MARGIN}
+    best_min = max(s["min"] for s in allowed.values())
+    leaders = {r: s for r, s in allowed.items() if s["min"] == best_min}
+    bar = max(s["mean"] for s in leaders.values()) + MARGIN
+    better = {r: s for r, s in allowed.items() if s["min"] >= best_min - MARGIN and s["mean"] >= bar}
+    pool = better or leaders
+    winner = min(pool, key=lambda r: (pool[r]["mean_extra_evals"], -pool[r]["mean"]))
+    won = rules[winner]
+    if won["min"] - base["min"] <= MARGIN:
+        return baseline, (
+            f"no rule beats {baseline}'s minimum ({base['min']:.2f}) by more than {MARGIN} (the best, {winner}, by "
+            f"{won['min'] - base['min']:+.2f}): {baseline} stays"
+        )
+    return winner, (
+        f"{winner}: minimum {won['min']:.2f} against {baseline}'s {base['min']:.2f}, mean {won['mean']:.2f} against "
+        f"{base['mean']:.2f}"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m studies.answer_rules", description=__doc__.split("\n")[0])
     parser.add_argument("results", type=Path, help="a folder of finished RMI-NAS search runs")
@@ -225,7 +258,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.out:
         rows.to_csv(args.out, index=False)
-    print(table(rows, args.floor).to_string(float_format="{:.2f}".format))
+    stats = table(rows, args.floor)
+    print(stats.to_string(float_format="{:.2f}".format))
+    print(f"choice (PLAN.md): {choose(stats)[1]}")
     return 0
 
 

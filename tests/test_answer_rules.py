@@ -65,3 +65,28 @@ def test_weighted_vote_weighs_voters_by_rank():
     voters = [(Arch((1, 0)), -0.1), (Arch((1, 0)), -0.15), (Arch((0, 1)), -0.2), (Arch((0, 1)), -0.3)]
     assert answer_rules.weighted_vote(voters, (2, 2)) == Arch((1, 0))  # 4+3 beats 2+1, where counts tie
     assert answer_rules.vote(voters, (2, 2)) == Arch((0, 0))  # the plain vote's ties go to the lower index
+
+
+def _stats(**rules: tuple[float, float, float]):
+    import pandas as pd
+
+    return pd.DataFrame.from_dict(rules, orient="index", columns=["mean", "min", "mean_extra_evals"])
+
+
+@pytest.mark.parametrize(
+    ("stats", "chosen"),
+    [
+        # the highest minimum wins when it beats the paper's by more than the margin
+        (_stats(paper=(91.2, 89.8, 0), a=(91.2, 90.5, 0), b=(91.3, 90.0, 0)), "a"),
+        # within the margin of the paper's minimum: the paper stays
+        (_stats(paper=(91.2, 89.8, 0), a=(91.3, 89.84, 0)), "paper"),
+        # a higher minimum that lowers the mean by more than the margin does not compete
+        (_stats(paper=(91.2, 89.8, 0), a=(91.1, 90.5, 0)), "paper"),
+        # within the margin of the highest minimum and a mean higher by the margin: wins over the leader
+        (_stats(paper=(91.2, 89.8, 0), a=(91.2, 90.5, 0), b=(91.3, 90.46, 0)), "b"),
+        # as good: fewer extra evaluations win
+        (_stats(paper=(91.2, 89.8, 0), a=(91.2, 90.5, 3), b=(91.2, 90.5, 1)), "b"),
+    ],
+)
+def test_the_choice_follows_the_plan(stats, chosen):
+    assert answer_rules.choose(stats)[0] == chosen
