@@ -23,7 +23,7 @@ from types import FrameType
 from harness.storage import RECORDS
 
 #: how long a sweep's parent waits for its stopped workers to say their lines before it kills them: a worker runs
-#: its handler only once its main thread is back from the C call it is in, which on a busy machine took over 5 s;
+#: its handler only once its main thread is back from the C call it is in, which on a busy machine (CI) took over 5 s;
 #: SLURM sends SIGKILL 30 s (its default KillWait) after SIGTERM
 GRACE_S = 20.0
 #: how often a sweep's worker checks that its parent is still there
