@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import metrics
+from harness import metrics, stopping
 from harness.budget import Budget, CostClock, CostUnit, cost_unit, stopwatch
 from harness.errors import ConfigError, OutOfDomainError, RunAborted, ServiceUnavailable
 from harness.interfaces import Benchmark, Estimator, EstimatorContext, Searcher
@@ -72,6 +72,7 @@ class _Evaluator:
     def __call__(self, step: int, arch: Arch, guesses: Iterable[Arch] = ()) -> EvalRecord:
         """The record of evaluating ``arch`` at ``step``; ``guesses``: what is likely asked next, for a lookahead
         to evaluate meanwhile (taken lazily, only by a lookahead)."""
+        stopping.check()
         if step < len(self.replay):
             return self._replayed(step, arch)
         t0 = time.perf_counter()

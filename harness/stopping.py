@@ -35,6 +35,7 @@ _cli_pid: int | None = None
 #: in a launcher's worker: the sweep's parent process (:func:`_watch_parent`)
 _parent: int | None = None
 _stopping = False
+_signum: int | None = None  # the stop signal of this job, once one arrived (:func:`check`)
 
 
 class Stopped(KeyboardInterrupt):
@@ -44,12 +45,12 @@ class Stopped(KeyboardInterrupt):
 def catch(*, cli: bool) -> None:
     """Turn the stop signals into :class:`Stopped` from here on: in the command line's process (``cli``) and at
     the start of every job. A job in a launcher's worker also starts the watch of its parent."""
-    global _cli_pid, _stopping
+    global _cli_pid, _stopping, _signum
     if cli:
         _cli_pid = os.getpid()
     elif in_worker():
         _watch_parent()
-    _stopping = False
+    _stopping, _signum = False, None
     for signum in SIGNALS:
         signal.signal(signum, _stop)
 
@@ -120,8 +121,17 @@ def _stop_between_jobs(signum: int, _frame: FrameType | None) -> None:
     exit_stopped(signum)
 
 
+def check() -> None:
+    """Raise :class:`Stopped` again if a stop signal arrived in this job: called between evaluations, so a stop
+    whose exception C code swallowed (a signal handler may run inside a C call that clears errors) still ends the
+    job with its line, instead of the job running on until the sweep's parent kills it silently."""
+    if _stopping and _signum is not None:
+        raise Stopped(_signum)
+
+
 def _stop(signum: int, _frame: FrameType | None) -> None:
-    global _stopping
+    global _stopping, _signum
+    _signum = signum
     if _stopping:  # one stop: the same signal to the group, or a second Ctrl-C, does not interrupt it
         return
     _stopping = True
