@@ -235,6 +235,8 @@ STUDIES_BELOW_THE_API = {
     "do, not moved (no test runs this study)",
     ("studies.rmi_variants", "harness.metrics"): "tau and its bootstrap interval",
     ("studies.rmi_variants", "harness.seeding"): "named random streams for its bootstraps",
+    ("studies.top_of_space", "harness.metrics"): "tau and its bootstrap interval",
+    ("studies.top_of_space", "harness.sampling"): "split_of: the pool is drawn from the select half only",
     ("studies.vkdnw_agg", "harness.metrics"): "tau, rho, nDCG and their bootstraps: the report's statistics",
     ("studies.vkdnw_agg", "harness.seeding"): "named random streams for its bootstraps",
     ("studies.vkdnw_agg", "harness.storage"): "load_runs and read_records: every rank run under a folder",
