@@ -125,21 +125,24 @@ def table(rows: pd.DataFrame, valid_acc: dict[str, float], top: int) -> pd.DataF
     return stats
 
 
+def _ints(text: str) -> list[int]:
+    return [int(part) for part in text.split(",")]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m studies.top_of_space", description=__doc__.split("\n\n")[0])
     parser.add_argument("variants", nargs="+", help="LABEL=NAME:KEY=VALUE:... or NAME, e.g. rmi rmi50=rmi:steps=50")
     parser.add_argument("--pool", type=int, default=100, help="architectures in the pool")
     parser.add_argument("--quantile", type=float, default=0.1, help="the top part of the space drawn from")
     parser.add_argument("--top", type=int, default=10, help="best-scored architectures whose accuracy is averaged")
-    parser.add_argument("--seeds", default="0", help="estimator seeds, comma-separated")
+    parser.add_argument("--seeds", type=_ints, default=[0], help="estimator seeds, comma-separated")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", help="write the per-architecture scores to this CSV")
     args = parser.parse_args(argv)
     try:
         bench = harness.benchmark("nb201").make()
         archs = pool(bench, args.pool, args.quantile)
-        seeds = [int(s) for s in args.seeds.split(",")]
-        rows = score(args.variants, archs, bench, seeds, args.threads)
+        rows = score(args.variants, archs, bench, args.seeds, args.threads)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
