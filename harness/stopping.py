@@ -125,7 +125,7 @@ def check() -> None:
     """Raise :class:`Stopped` again if a stop signal arrived in this job: called between evaluations, so a stop
     whose exception C code swallowed (a signal handler may run inside a C call that clears errors) still ends the
     job with its line, instead of the job running on until the sweep's parent kills it silently."""
-    if _stopping and _signum is not None:
+    if _signum is not None:
         raise Stopped(_signum)
 
 

@@ -43,8 +43,10 @@ def pool(bench: Benchmark, n: int, quantile: float, seed: int = 0) -> list[Arch]
     chosen: list[Arch] = []
     for i in np.random.default_rng(seed).permutation(len(archs)):
         arch = archs[i]
+        if acc[i] < floor or split_of(bench.space, arch) != "select":
+            continue
         key = bench.space.iso_key(arch)
-        if acc[i] >= floor and key not in seen and split_of(bench.space, arch) == "select":
+        if key not in seen:
             seen.add(key)
             chosen.append(arch)
             if len(chosen) == n:
