@@ -124,19 +124,29 @@ def aggregate(summaries: Iterable[dict[str, Any]], metric: str | None = None) ->
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """Plain-text table of :func:`aggregate` rows; the last column is the config: its id, then its label."""
-    lines = [
-        f"{'task':<7}{'experiment':<16}{'benchmark':<10}{'dataset':<16}{'searcher':<10}{'estimator':<12}{'metric':<22}"
-        f"{'n':>5}  {'mean +- std':<18}{'cost mean (s)':>14}  {'cost unit':<40}config"
+    """Plain-text table of :func:`aggregate` rows, each column as wide as its longest entry; the last column is the
+    config: its id, then its label."""
+    names = ("task", "experiment", "benchmark", "dataset", "searcher", "estimator", "metric")
+    header = [*names, "n", "mean +- std", "cost mean (s)", "cost unit", "config"]
+    table = [header] + [
+        [
+            *(str(r.get(name, "-")) for name in names),
+            str(r["n"]),
+            f"{r['mean']:.3f} +- {r['std']:.3f}",
+            f"{r['cost_mean_s']:.1f}",
+            str(r["cost_unit"]),
+            f"{r['config_id']} {r['config']}",
+        ]
+        for r in rows
     ]
-    for r in rows:
-        lines.append(
-            f"{r['task']:<7}{r['experiment']:<16}{r['benchmark']:<10}{r['dataset']:<16}"
-            f"{str(r.get('searcher', '-')):<10}"
-            f"{r['estimator']:<12}{r['metric']:<22}{r['n']:>5}  {r['mean']:7.3f} +- {r['std']:<7.3f}"
-            f"{r['cost_mean_s']:>14.1f}  {r['cost_unit']:<40}{r['config_id']} {r['config']}".rstrip()
-        )
-    return "\n".join(lines)
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    right = {"n", "cost mean (s)"}
+    return "\n".join(
+        "  ".join(
+            c.rjust(w) if h in right else c.ljust(w) for h, c, w in zip(header, line, widths, strict=True)
+        ).rstrip()
+        for line in table
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness import storage
-from harness.aggregate import aggregate
+from harness.aggregate import aggregate, format_table
 from harness.config import CONF
 from harness.errors import ConfigError, HarnessError
 from harness.experiment import run_job
@@ -237,3 +237,18 @@ def test_every_benchmark_class_has_a_config_and_every_config_names_one():
     assert config_classes("benchmark", names) == defined
     assert {c.name for c in defined} == set(names)
     assert all(OmegaConf.load(CONF / "benchmark" / f"{n}.yaml").name == n for n in names)
+
+
+def test_aggregate_table_columns_fit_their_longest_entry():
+    row = {"task": "search", "benchmark": "nb201", "dataset": "cifar10", "searcher": "rminas", "estimator": "rmi"}
+    row |= {"metric": "incumbent_test_acc", "n": 10, "mean": 94.133, "std": 0.334, "cost_mean_s": 858.3}
+    row |= {"cost_unit": "CPU seconds", "config_id": "7caba290", "config": ""}
+    names = ("rminas_report_r3_a_long_name", "short")
+    lines = format_table([{**row, "experiment": name} for name in names]).splitlines()
+    assert [line.split() for line in lines[1:]] == [
+        ["search", name, "nb201", "cifar10", "rminas", "rmi", "incumbent_test_acc", "10", "94.133", "+-", "0.334"]
+        + ["858.3", "CPU", "seconds", "7caba290"]
+        for name in names
+    ]
+    starts = {line.index("nb201") for line in lines[1:]}
+    assert starts == {lines[0].index("benchmark")}
