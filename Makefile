@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-run: $(STAMP)  # the RMI-NAS main job (about 10 min on a 2-core CPU); ARGS adds overrides
+run: $(STAMP)  # the RMI-NAS main job (about 7 min on a 2-core CPU); ARGS adds overrides
 	$(PY) -m harness estimator=rmi searcher=rminas $(ARGS)
 
 test: $(STAMP)
