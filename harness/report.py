@@ -125,7 +125,8 @@ def _same_sample(
 
 def _pairs(members: list[_Run]) -> list[tuple[_Run, _Run, str]]:
     """(A, B, what) of one sample: every estimator vs each of :data:`REFERENCES` (a reference only against those
-    listed before it, a control only against what it controls), then each of :data:`CONTROLS` vs its control."""
+    listed before it, a control only against what it controls), each of :data:`CONTROLS` vs its control, then the
+    settings of one estimator (a swept hyper-parameter) with each other."""
     pairs = []
     for i, ref in enumerate(REFERENCES):
         skip = {*REFERENCES[: i + 1], CONTROLS.get(ref)}
@@ -136,6 +137,12 @@ def _pairs(members: list[_Run]) -> list[tuple[_Run, _Run, str]]:
         pairs += [
             (a, b, "teacher's effect") for a in members if a.estimator == est for b in members if b.estimator == control
         ]
+    pairs += [
+        (a, b, f"settings of {a.estimator}")
+        for i, a in enumerate(members)
+        for b in members[i + 1 :]
+        if a.estimator == b.estimator and a.name != b.name
+    ]
     return pairs
 
 

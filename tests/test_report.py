@@ -361,3 +361,34 @@ def test_rank_table_shows_ndcg_and_the_median_cost_per_architecture(paired_resul
     lo, hi = s["ndcg_test_ci95"]
     assert cells[6] == f"{s['ndcg_test']:.3f} [{lo:.3f}, {hi:.3f}]"
     assert cells[10] == f"{s['median_cost_per_arch_s']:.3g}" and s["median_cost_per_arch_s"] > 0
+
+
+def test_settings_of_one_estimator_are_paired_with_each_other(paired_results, tmp_path):
+    import pandas as pd
+
+    from harness import metrics, seeding
+
+    results = tmp_path / "results"
+    shutil.copytree(paired_results, results)
+    second = results / "rmi_beta1" / "seed=0"
+    truth = storage.read_records(results / "estimator=full_train" / "seed=0").set_index("arch")["test_acc"]
+    scores = {a: float(-abs(t - truth.median())) for a, t in truth.items()}  # another order than the first rmi's
+    _fake_run(results / "estimator=train12" / "seed=0", second, "rmi", scores)
+    summary = json.loads((second / storage.SUMMARY).read_text())
+    summary["config"]["estimator"] = {"name": "rmi", "beta": 1.0}
+    (second / storage.SUMMARY).write_text(json.dumps(summary))
+
+    out = tmp_path / "report"
+    _, problems, _ = report.write_report(results, out)
+    paired = pd.read_csv(out / "paired.csv")
+    [row] = paired[paired["comparison"] == "settings of rmi"].itertuples()
+    assert {row.a, row.b} == {"rmi [beta=1,n_archs=40]", "rmi [n_archs=40]"} and not problems
+    a, b = (storage.read_records(f).set_index("arch") for f in (second, results / "rmi" / "seed=0"))
+    a, b = (a, b) if row.a == "rmi [beta=1,n_archs=40]" else (b, a)
+    both = sorted(set(a.index[a["status"] == "ok"]) & set(b.index[b["status"] == "ok"]))
+    y = a.loc[both, "test_acc"].to_numpy()
+    ci = metrics.tau_diff_ci(
+        a.loc[both, "score"].to_numpy(), b.loc[both, "score"].to_numpy(), y, seeding.rng(0, "paired bootstrap")
+    )
+    assert row.n == len(both) == 39 and json.loads(row.tau_diff_ci95) == pytest.approx(list(ci))
+    assert (paired["comparison"] == "vs rmi").sum() == 2 * 4  # each rmi setting is a reference of the other four
